@@ -1,0 +1,112 @@
+"""The castgate policy language: parse, check, compile, decide.
+
+``compile_policies`` is the whole pipeline; the toolchain verbs (``castgate check``, ``eval``,
+``test``, ``fmt``) are thin shells over this package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from castgate.lang import ast
+from castgate.lang.checker import check_policies
+from castgate.lang.compiler import compile_rules
+from castgate.lang.errors import Code, Diagnostic, PolicyError
+from castgate.lang.functions import PolicyFunction
+from castgate.lang.parser import parse_policy
+from castgate.lang.policyset import PolicySet
+from castgate.vendor import Vendor
+
+POLICY_SUFFIX = ".policy"
+
+
+def policy_files(paths: Sequence[Path]) -> list[Path]:
+    """The policy files ``paths`` name: files as given, directories as their ``*.policy`` files in
+    name order. Raises :class:`PolicyError` if a path does not exist or nothing is found."""
+    found: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.glob(f"*{POLICY_SUFFIX}")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(
+                Diagnostic(Code.FILE_UNREADABLE, "no such file or directory", str(path), 1, 1)
+            )
+    if not found and not problems:
+        where = ", ".join(str(p) for p in paths) or "(no paths given)"
+        problems.append(
+            Diagnostic(Code.NO_POLICIES, f"no {POLICY_SUFFIX} files in {where}", where, 1, 1)
+        )
+    if problems:
+        raise PolicyError(problems)
+    return found
+
+
+def compile_policies(
+    paths: Sequence[Path],
+    *,
+    vendors: Mapping[str, Vendor],
+    functions: Mapping[str, PolicyFunction],
+    env: Mapping[str, str] | None = None,
+) -> PolicySet:
+    """Compile policy files (or directories of them) into a :class:`PolicySet`.
+
+    Raises :class:`PolicyError` carrying every problem in every file."""
+    files = policy_files(paths)
+    sources = []
+    problems: list[Diagnostic] = []
+    for path in files:
+        try:
+            sources.append((str(path), path.read_text(encoding="utf-8"), path.parent))
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(
+                Diagnostic(Code.FILE_UNREADABLE, f"cannot read: {err}", str(path), 1, 1)
+            )
+    if problems:
+        raise PolicyError(problems)
+    return compile_sources(sources, vendors=vendors, functions=functions, env=env, files=files)
+
+
+def compile_sources(
+    sources: Sequence[tuple[str, str, Path]],
+    *,
+    vendors: Mapping[str, Vendor],
+    functions: Mapping[str, PolicyFunction],
+    env: Mapping[str, str] | None = None,
+    files: Sequence[Path] = (),
+) -> PolicySet:
+    """Compile policy text: ``(name, source, directory its data files are in)`` per file."""
+    parsed: list[tuple[ast.PolicyFile, Path]] = []
+    problems: list[Diagnostic] = []
+    for name, source, directory in sources:
+        try:
+            parsed.append((parse_policy(source, name), directory))
+        except PolicyError as err:
+            problems.extend(err.diagnostics)
+    checked = check_policies(
+        parsed, vendors=vendors, functions=functions, env=os.environ if env is None else env
+    )
+    problems.extend(checked.diagnostics)
+    if problems:
+        raise PolicyError(problems)
+    digest = hashlib.sha256()
+    for name, source, _ in sources:
+        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    for data_file in checked.data_files:
+        digest.update(data_file.encode() + b"\0")
+    return PolicySet(compile_rules(checked), files, digest.hexdigest()[:12])
+
+
+__all__ = [
+    "Diagnostic",
+    "PolicyError",
+    "PolicySet",
+    "compile_policies",
+    "compile_sources",
+    "policy_files",
+]

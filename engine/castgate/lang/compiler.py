@@ -1,0 +1,473 @@
+"""Checked policies to Python closures.
+
+Every expression becomes a function ``(event, state) -> value`` made once at load; a decision only
+calls them. The common shapes (a field against a constant, membership in a constant set) get
+closures of their own so the hot path does no dispatch on node kinds at request time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from castgate.events import Decision, Effect, Event
+from castgate.lang import ast
+from castgate.lang.addresses import IpSet, address_key
+from castgate.lang.builtins import Builtin
+from castgate.lang.checker import (
+    NOT_CONSTANT,
+    CheckedPolicy,
+    CheckedRule,
+    FieldRef,
+    FunctionRef,
+    LetRef,
+)
+from castgate.lang.types import Type
+from castgate.lang.values import MISSING, Secret
+from castgate.lang.windows import TimeWindow
+from castgate.state import SessionView
+
+Fn = Callable[[Event, SessionView], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    file: str
+    line: int
+    kind: str  # "allow" | "deny"
+    reason: str
+    actions: frozenset[str] | None
+    vendors: frozenset[str] | None
+    apps: frozenset[str] | None
+    condition: Fn | None
+    #: Builds the response data for an allow; ``None`` when the rule carries none.
+    response: Fn | None
+    #: The decision this rule makes when it needs nothing from the event (denies, constant data).
+    decision: Decision | None
+
+
+def compile_rules(checked: CheckedPolicy) -> list[CompiledRule]:
+    compiler = _Compiler(checked)
+    return [compiler.rule(rule) for rule in checked.rules]
+
+
+class _Compiler:
+    def __init__(self, checked: CheckedPolicy) -> None:
+        self.notes = checked.notes
+        self.lets: dict[ast.Let, Fn] = {}
+
+    def rule(self, rule: CheckedRule) -> CompiledRule:
+        condition = self.expr(rule.condition) if rule.condition is not None else None
+        response = None
+        decision = None
+        if rule.kind == "deny":
+            decision = Decision(Effect.DENY, rule.reason, rule.name)
+        elif rule.data is None:
+            decision = Decision(Effect.ALLOW, rule.reason, rule.name)
+        else:
+            constant = self.notes.const(rule.data)
+            if constant is not NOT_CONSTANT:
+                decision = Decision(Effect.ALLOW, rule.reason, rule.name, _json(constant))
+            else:
+                response = self.expr(rule.data)
+        return CompiledRule(
+            rule.name,
+            rule.file,
+            rule.line,
+            rule.kind,
+            rule.reason,
+            rule.actions,
+            rule.vendors,
+            rule.apps,
+            condition,
+            response,
+            decision,
+        )
+
+    def expr(self, node: ast.Expr) -> Fn:
+        constant = self.notes.const(node)
+        if constant is not NOT_CONSTANT:
+            return _constant(_json(constant) if isinstance(node, ast.ObjectExpr) else constant)
+        match node:
+            case ast.Name() | ast.Attr() if node in self.notes.refs:
+                return self.reference(node)
+            case ast.Attr(target=target, name=name):
+                return _attribute(self.expr(target), name)
+            case ast.Index(target=target, key=key):
+                return _index(self.expr(target), self.expr(key))
+            case ast.Call():
+                return self.call(node)
+            case ast.ListExpr(items=items):
+                return _list([self.expr(i) for i in items])
+            case ast.ObjectExpr(pairs=pairs):
+                return _object([(p.key, self.expr(p.value)) for p in pairs])
+            case ast.Not(operand=operand):
+                inner = self.expr(operand)
+                return lambda e, s: not inner(e, s)
+            case ast.Logical(op="and", left=left, right=right):
+                a, b = self.expr(left), self.expr(right)
+                return lambda e, s: bool(a(e, s)) and bool(b(e, s))
+            case ast.Logical(left=left, right=right):
+                a, b = self.expr(left), self.expr(right)
+                return lambda e, s: bool(a(e, s)) or bool(b(e, s))
+            case ast.Compare():
+                return self.compare(node)
+            case ast.Add(left=left, right=right):
+                return _add(self.expr(left), self.expr(right))
+        raise AssertionError(f"cannot compile {node!r}")
+
+    def reference(self, node: ast.Name | ast.Attr) -> Fn:
+        ref = self.notes.refs[node]
+        if isinstance(ref, LetRef):
+            if ref.let not in self.lets:
+                self.lets[ref.let] = self.expr(ref.let.value)
+            return self.lets[ref.let]
+        assert isinstance(ref, FieldRef)
+        return _field(ref.path)
+
+    def call(self, node: ast.Call) -> Fn:
+        ref = self.notes.refs[node]
+        assert isinstance(ref, FunctionRef)
+        function = ref.function
+        args = [self.expr(a) for a in node.args]
+        if isinstance(function, Builtin):
+            return _builtin_call(function.impl, args, function.takes_missing)
+        return _plugin_call(function.impl, args)
+
+    def compare(self, node: ast.Compare) -> Fn:
+        op = node.op
+        if op == "not_in":
+            positive = self.membership(node)
+            return lambda e, s: not positive(e, s)
+        if op == "in":
+            return self.membership(node)
+        left = self.expr(node.left)
+        if op == "matches":
+            regex = self.notes.prepared[node]
+            search = regex.search
+            return lambda e, s: isinstance(v := left(e, s), str) and search(v) is not None
+        right_const = self.notes.const(node.right)
+        types = {self.notes.types[node.left], self.notes.types[node.right]}
+        if op in ("==", "!="):
+            if types == {Type.IP, Type.STRING} or (
+                Type.IP in types
+                and isinstance(right_const, ipaddress.IPv4Network | ipaddress.IPv6Network)
+            ):
+                equal = _address_equal(left, self.expr(node.right))
+            elif isinstance(right_const, str):
+                equal = _equal_constant(left, right_const)
+            else:
+                equal = _equal(left, self.expr(node.right))
+            if op == "==":
+                return equal
+            return lambda e, s: not equal(e, s)
+        right = self.expr(node.right)
+        if op in _ORDERINGS:
+            return _ordered(_ORDERINGS[op], left, right)
+        method = {
+            "startswith": str.startswith,
+            "endswith": str.endswith,
+            "contains": str.__contains__,
+        }[op]
+        return _text_test(method, left, right)
+
+    def membership(self, node: ast.Compare) -> Fn:
+        left = self.expr(node.left)
+        container = self.notes.prepared.get(node, self.notes.const(node.right))
+        if isinstance(container, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            container = IpSet([container])
+        if isinstance(container, IpSet):
+            return _in_ip_set(left, container)
+        if isinstance(container, TimeWindow):
+            if self.is_now(node.left):
+                contains = container.contains
+                return lambda e, s: contains(e.time)
+            return lambda e, s: container.__contains__(left(e, s))
+        if isinstance(container, frozenset | dict):
+            return _in_hashed(left, container)
+        if container is not NOT_CONSTANT:
+            return _in_dynamic(left, _constant(container))
+        return _in_dynamic(left, self.expr(node.right))
+
+    def is_now(self, node: ast.Expr) -> bool:
+        ref = self.notes.refs.get(node)
+        return isinstance(ref, FieldRef) and ref.path == ("now",)
+
+
+# Closure makers ---------------------------------------------------------------------------------
+# Each returns a small function; keeping them at module level keeps each closure's cell set minimal.
+
+
+def _constant(value: Any) -> Fn:
+    return lambda e, s: value
+
+
+def _present(value: Any) -> Any:
+    return MISSING if value is None or value == "" else value
+
+
+def _field(path: tuple[str, ...]) -> Fn:
+    head = path[0]
+    if head in ("params", "raw"):
+        if len(path) == 1:
+            return (lambda e, s: e.params) if head == "params" else (lambda e, s: e.raw)
+        key = path[1]
+        if len(path) == 2:
+            if head == "params":
+                return lambda e, s: _present(e.params.get(key))
+            return lambda e, s: _present(e.raw.get(key))
+        outer = _field(path[:2])
+        rest = path[2:]
+
+        def nested(e: Event, s: SessionView) -> Any:
+            value = outer(e, s)
+            for part in rest:
+                if not isinstance(value, Mapping):
+                    return MISSING
+                value = _present(value.get(part))
+            return value
+
+        return nested
+    dotted = ".".join(path)
+    if dotted == "now":
+        return lambda e, s: e.time
+    if dotted == "client.port":
+        return lambda e, s: MISSING if e.client_port is None else e.client_port
+    attribute = {
+        "vendor": "vendor",
+        "action": "action",
+        "app": "app",
+        "node": "node",
+        "role": "role",
+        "stream.name": "stream",
+        "client.ip": "client_ip",
+        "session.id": "session_id",
+    }[dotted]
+    getter = operator.attrgetter(attribute)
+    return lambda e, s: getter(e) or MISSING
+
+
+def _attribute(target: Fn, name: str) -> Fn:
+    def attribute(e: Event, s: SessionView) -> Any:
+        value = target(e, s)
+        return _present(value.get(name)) if isinstance(value, Mapping) else MISSING
+
+    return attribute
+
+
+def _index(target: Fn, key: Fn) -> Fn:
+    def index(e: Event, s: SessionView) -> Any:
+        container, k = target(e, s), key(e, s)
+        if isinstance(container, Mapping) and isinstance(k, str):
+            return _present(container.get(k))
+        if isinstance(container, list | tuple) and isinstance(k, int) and not isinstance(k, bool):
+            return _present(container[k]) if -len(container) <= k < len(container) else MISSING
+        return MISSING
+
+    return index
+
+
+def _list(items: list[Fn]) -> Fn:
+    def build(e: Event, s: SessionView) -> Any:
+        values = [item(e, s) for item in items]
+        return [v for v in values if v is not MISSING]
+
+    return build
+
+
+def _object(pairs: list[tuple[str, Fn]]) -> Fn:
+    def build(e: Event, s: SessionView) -> Any:
+        result = {}
+        for key, value_of in pairs:
+            value = value_of(e, s)
+            if value is not MISSING:
+                result[key] = _json(value)
+        return result
+
+    return build
+
+
+def _add(left: Fn, right: Fn) -> Fn:
+    def add(e: Event, s: SessionView) -> Any:
+        a, b = left(e, s), right(e, s)
+        if a is MISSING or b is MISSING:
+            return MISSING
+        if isinstance(a, str) or isinstance(b, str):
+            return f"{_text(a)}{_text(b)}"
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return a + b
+        return MISSING
+
+    return add
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _builtin_call(impl: Callable[..., Any], args: list[Fn], takes_missing: bool) -> Fn:
+    if len(args) == 1:
+        (only,) = args
+        if takes_missing:
+            return lambda e, s: impl(e, s, only(e, s))
+
+        def call_one(e: Event, s: SessionView) -> Any:
+            value = only(e, s)
+            return MISSING if value is MISSING else impl(e, s, value)
+
+        return call_one
+
+    def call(e: Event, s: SessionView) -> Any:
+        values = [a(e, s) for a in args]
+        if not takes_missing and any(v is MISSING for v in values):
+            return MISSING
+        return impl(e, s, *values)
+
+    return call
+
+
+def _plugin_call(impl: Callable[..., Any], args: list[Fn]) -> Fn:
+    def call(e: Event, s: SessionView) -> Any:
+        values = [a(e, s) for a in args]
+        if any(v is MISSING for v in values):
+            return MISSING
+        result = impl(*values)
+        return MISSING if result is None else result
+
+    return call
+
+
+def _number_of(value: Any) -> Any:
+    """Vendor data arrives as text: ``"5"`` compares as 5 against a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return MISSING
+    return value
+
+
+def _loosely_equal(a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return False
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, str):
+        return bool(a == _number_of(b))
+    if isinstance(b, int | float) and isinstance(a, str):
+        return bool(b == _number_of(a))
+    return bool(a == b)
+
+
+def _equal_constant(left: Fn, constant: str) -> Fn:
+    return lambda e, s: left(e, s) == constant
+
+
+def _equal(left: Fn, right: Fn) -> Fn:
+    return lambda e, s: _loosely_equal(left(e, s), right(e, s))
+
+
+def _address_equal(left: Fn, right: Fn) -> Fn:
+    def equal(e: Event, s: SessionView) -> bool:
+        a, b = _address_of(left(e, s)), _address_of(right(e, s))
+        return a is not None and a == b
+
+    return equal
+
+
+def _address_of(value: Any) -> Any:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        value = str(value.network_address)
+    return address_key(value) if isinstance(value, str) else None
+
+
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _ordered(compare: Callable[[Any, Any], bool], left: Fn, right: Fn) -> Fn:
+    def ordered(e: Event, s: SessionView) -> bool:
+        a, b = left(e, s), right(e, s)
+        if a is MISSING or b is MISSING:
+            return False
+        if isinstance(a, str) != isinstance(b, str):
+            a, b = _number_of(a), _number_of(b)
+            if a is MISSING or b is MISSING:
+                return False
+        try:
+            return compare(a, b)
+        except TypeError:
+            return False
+
+    return ordered
+
+
+def _text_test(method: Callable[[str, str], bool], left: Fn, right: Fn) -> Fn:
+    def test(e: Event, s: SessionView) -> bool:
+        a, b = left(e, s), right(e, s)
+        return isinstance(a, str) and isinstance(b, str) and method(a, b)
+
+    return test
+
+
+def _in_ip_set(left: Fn, ip_set: IpSet) -> Fn:
+    contains_key = ip_set.contains_key
+
+    def contains(e: Event, s: SessionView) -> bool:
+        value = left(e, s)
+        if not isinstance(value, str):
+            return False
+        key = address_key(value)
+        return key is not None and contains_key(key)
+
+    return contains
+
+
+def _in_hashed(left: Fn, container: frozenset[Any] | dict[str, Any]) -> Fn:
+    def contains(e: Event, s: SessionView) -> bool:
+        try:
+            return left(e, s) in container
+        except TypeError:  # an unhashable vendor value (a list, an object) is in no set
+            return False
+
+    return contains
+
+
+def _in_dynamic(left: Fn, right: Fn) -> Fn:
+    def contains(e: Event, s: SessionView) -> bool:
+        value, container = left(e, s), right(e, s)
+        if value is MISSING or container is MISSING or isinstance(container, str):
+            return False
+        if isinstance(container, list | tuple):
+            return any(_loosely_equal(value, item) for item in container)
+        try:
+            return value in container
+        except TypeError:
+            return False
+
+    return contains
+
+
+def _json(value: Any) -> Any:
+    """Response data as JSON-ready values: addresses as text, secrets never."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items() if v is not MISSING}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value if v is not MISSING]
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(value.network_address) if value.prefixlen == value.max_prefixlen else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Secret):
+        raise AssertionError("the checker lets no secret into response data")
+    return value

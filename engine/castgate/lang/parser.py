@@ -1,0 +1,414 @@
+"""Text to syntax tree: the Lark LALR parser, a transformer that only builds nodes, and the mapping
+of every Lark error onto a :class:`~castgate.lang.errors.Diagnostic`."""
+
+from __future__ import annotations
+
+import json
+import re
+from contextvars import ContextVar
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
+
+from castgate.lang import ast
+from castgate.lang.errors import Code, Diagnostic, PolicyError, did_you_mean
+
+_comments: ContextVar[list[Token]] = ContextVar("castgate_policy_comments")
+
+
+def _collect_comment(token: Token) -> Token:
+    _comments.get().append(token)
+    return token
+
+
+@cache
+def _lark() -> Lark:
+    # Built on first use, not at import: importing castgate must stay cheap.
+    grammar = files("castgate.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _collect_comment},
+    )
+
+
+def parse_policy(source: str, path: str) -> ast.PolicyFile:
+    """Parse one policy file. Raises :class:`PolicyError` with every syntax error found."""
+    items, comments, errors = _parse_items(source, path)
+    if errors:
+        raise PolicyError(errors)
+    return ast.PolicyFile(path=path, source=source, items=items, comments=comments)
+
+
+def _parse_items(
+    source: str, path: str
+) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...], list[Diagnostic]]:
+    try:
+        items, comments = _parse_text(source)
+    except UnexpectedInput as first:
+        # Report every broken statement, not only the first: parse each top-level statement on
+        # its own. Statements start at a line whose first word is `rule` or `let`.
+        return (), (), _errors_per_statement(source, path, first)
+    return items, comments, []
+
+
+def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...]]:
+    collected: list[Token] = []
+    token = _comments.set(collected)
+    try:
+        tree = _lark().parse(text)
+    finally:
+        _comments.reset(token)
+    items = tuple(_Builder().transform(tree).children)
+    comments = tuple(ast.Comment(_token_span(t), str(t)) for t in collected)
+    return items, comments
+
+
+_STATEMENT_START = re.compile(r"^[ \t]*(rule|let)\b", re.MULTILINE)
+
+
+def _errors_per_statement(source: str, path: str, first: UnexpectedInput) -> list[Diagnostic]:
+    starts = [m.start() for m in _STATEMENT_START.finditer(source)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    errors: list[Diagnostic] = []
+    for begin, end in zip(starts, [*starts[1:], len(source)], strict=True):
+        # Padding with the newlines before the chunk keeps Lark's line numbers absolute.
+        chunk = "\n" * source.count("\n", 0, begin) + source[begin:end]
+        try:
+            _parse_text(chunk)
+        except UnexpectedInput as err:
+            errors.append(_diagnostic(err, source, path))
+    return errors or [_diagnostic(first, source, path)]
+
+
+# Lark errors -> diagnostics ---------------------------------------------------------------------
+
+_TERMINAL_DESCRIPTIONS = {
+    "NAME": "a name",
+    "STRING": 'a "string"',
+    "NUMBER": "a number",
+    "DURATION": "a duration like 30s or 2h",
+    "ADDRESS": "an IP address or CIDR block",
+    "DAY": "a weekday (mon, tue, wed, thu, fri, sat, sun)",
+    "CLOCK": "a time of day like 06:00",
+    "DATE": "a date like 2026-12-24",
+    "$END": "the end of the file",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TERMINAL_DESCRIPTIONS:
+        return _TERMINAL_DESCRIPTIONS[terminal]
+    try:
+        return f"`{_lark().get_terminal(terminal).pattern.value}`"
+    except KeyError:
+        return terminal
+
+
+def _keyword(terminal: str) -> str | None:
+    try:
+        pattern = _lark().get_terminal(terminal).pattern
+    except KeyError:
+        return None
+    value = pattern.value
+    if pattern.type == "str" and value.isidentifier():
+        return str(value)
+    return None
+
+
+def _diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
+    line, column = max(err.line, 1), max(err.column, 1)
+    source_line = _line_of(source, line)
+    if isinstance(err, UnexpectedCharacters):
+        # Read the character from the line: pos_in_stream counts in the padded statement chunk.
+        char = source_line[column - 1 : column]
+        hint = ""
+        if char == "'":
+            hint = "strings are written in double quotes"
+        elif char == '"':
+            return Diagnostic(
+                Code.BAD_STRING,
+                "unterminated or malformed string",
+                path,
+                line,
+                column,
+                source_line,
+                hint='close the string on the same line; escapes are \\" \\\\ \\n \\t \\uXXXX',
+            )
+        expected = sorted({_describe(t) for t in err.allowed or ()})
+        message = f"unexpected character `{char}`"
+        if expected:
+            message += "; expected " + _one_of(expected)
+        return Diagnostic(Code.SYNTAX, message, path, line, column, source_line, hint=hint)
+    if isinstance(err, UnexpectedEOF) or (
+        isinstance(err, UnexpectedToken) and err.token.type == "$END"
+    ):
+        expected_names = sorted(getattr(err, "expected", ()) or ())
+        expected = sorted({_describe(t) for t in expected_names})
+        end_line = source.count("\n") + 1
+        return Diagnostic(
+            Code.UNEXPECTED_END,
+            "the file ends in the middle of a statement"
+            + (f"; expected {_one_of(expected)}" if expected else ""),
+            path,
+            end_line,
+            len(_line_of(source, end_line)) + 1,
+            _line_of(source, end_line),
+            hint="is a `}` or `)` missing?",
+        )
+    assert isinstance(err, UnexpectedToken)
+    token = err.token
+    expected_names = sorted(err.expected or ())
+    expected = sorted({_describe(t) for t in expected_names})
+    hint = ""
+    if token.type == "NAME":
+        keywords = [k for k in (_keyword(t) for t in expected_names) if k]
+        hint = did_you_mean(str(token), keywords)
+    if not hint and str(token) == "=" and any(_keyword_value(t) == "==" for t in expected_names):
+        hint = "compare with `==`; a single `=` only appears in `let name = ...`"
+    if not hint and str(token) in {"&&", "||", "!"}:
+        hint = "use `and`, `or` and `not`"
+    return Diagnostic(
+        Code.SYNTAX,
+        f"unexpected `{token}`; expected {_one_of(expected)}",
+        path,
+        line,
+        column,
+        source_line,
+        width=max(1, len(str(token))),
+        hint=hint,
+    )
+
+
+def _keyword_value(terminal: str) -> str:
+    try:
+        return str(_lark().get_terminal(terminal).pattern.value)
+    except KeyError:
+        return ""
+
+
+def _one_of(options: list[str]) -> str:
+    if len(options) == 1:
+        return options[0]
+    if len(options) > 8:
+        return ", ".join(options[:8]) + ", ..."
+    return "one of " + ", ".join(options)
+
+
+def _line_of(source: str, line: int) -> str:
+    lines = source.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+# Tree -> AST ------------------------------------------------------------------------------------
+
+
+def _span(meta: Meta) -> ast.Span:
+    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(token: Token) -> ast.Span:
+    return ast.Span(
+        token.line or 1,
+        token.column or 1,
+        token.end_line or token.line or 1,
+        token.end_column or token.column or 1,
+    )
+
+
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration literal such as ``1h30m`` or ``500ms``."""
+    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def _string(token: Token) -> ast.String:
+    return ast.String(_token_span(token), json.loads(str(token)), str(token))
+
+
+@v_args(meta=True)
+class _Builder(Transformer[Token, Any]):
+    """Builds :mod:`castgate.lang.ast` nodes. It decides nothing: no checks, no folding."""
+
+    # statements
+
+    def let_stmt(self, meta: Meta, children: list[Any]) -> ast.Let:
+        name, value = children
+        return ast.Let(_span(meta), str(name), _token_span(name), value)
+
+    def rule_stmt(self, meta: Meta, children: list[Any]) -> ast.Rule:
+        name, *selectors, effect = children
+        return ast.Rule(_span(meta), str(name), _token_span(name), tuple(selectors), effect)
+
+    def _selector(self, kind: str, meta: Meta, words: list[Token]) -> ast.Selector:
+        return ast.Selector(
+            _span(meta),
+            kind,
+            tuple(
+                ast.Word(_token_span(w), json.loads(str(w)), True)
+                if w.type == "STRING"
+                else ast.Word(_token_span(w), str(w))
+                for w in words
+            ),
+        )
+
+    def on_actions(self, meta: Meta, children: list[Token]) -> ast.Selector:
+        return self._selector("on", meta, children)
+
+    def from_vendors(self, meta: Meta, children: list[Token]) -> ast.Selector:
+        return self._selector("from", meta, children)
+
+    def in_apps(self, meta: Meta, children: list[Token]) -> ast.Selector:
+        return self._selector("app", meta, children)
+
+    def allow(self, meta: Meta, children: list[Any]) -> ast.Effect:
+        data, condition = children
+        return ast.Effect(_span(meta), "allow", None, data, condition)
+
+    def deny(self, meta: Meta, children: list[Any]) -> ast.Effect:
+        reason, condition = children
+        return ast.Effect(
+            _span(meta), "deny", _string(reason) if reason is not None else None, None, condition
+        )
+
+    def with_data(self, meta: Meta, children: list[Any]) -> ast.ObjectExpr:
+        return children[0]  # type: ignore[no-any-return]
+
+    def condition(self, meta: Meta, children: list[Any]) -> Any:
+        return children[0]
+
+    # expressions
+
+    def _binary(self, meta: Meta, children: list[Any], op: str) -> ast.Compare:
+        left, right = children
+        return ast.Compare(_span(meta), op, left, right)
+
+    def eq(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "==")
+
+    def ne(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "!=")
+
+    def lt(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "<")
+
+    def le(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "<=")
+
+    def gt(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, ">")
+
+    def ge(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, ">=")
+
+    def in_(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "in")
+
+    def not_in(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "not_in")
+
+    def matches(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "matches")
+
+    def startswith(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "startswith")
+
+    def endswith(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "endswith")
+
+    def contains(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return self._binary(meta, c, "contains")
+
+    def or_(self, meta: Meta, c: list[Any]) -> ast.Logical:
+        return ast.Logical(_span(meta), "or", c[0], c[1])
+
+    def and_(self, meta: Meta, c: list[Any]) -> ast.Logical:
+        return ast.Logical(_span(meta), "and", c[0], c[1])
+
+    def not_(self, meta: Meta, c: list[Any]) -> ast.Not:
+        return ast.Not(_span(meta), c[0])
+
+    def add(self, meta: Meta, c: list[Any]) -> ast.Add:
+        return ast.Add(_span(meta), c[0], c[1])
+
+    def attr(self, meta: Meta, c: list[Any]) -> ast.Attr:
+        target, name = c
+        return ast.Attr(_span(meta), target, str(name), _token_span(name))
+
+    def index(self, meta: Meta, c: list[Any]) -> ast.Index:
+        return ast.Index(_span(meta), c[0], c[1])
+
+    def call(self, meta: Meta, c: list[Any]) -> ast.Call:
+        function, *args = c
+        return ast.Call(_span(meta), function, tuple(a for a in args if a is not None))
+
+    def name(self, meta: Meta, c: list[Token]) -> ast.Name:
+        return ast.Name(_span(meta), str(c[0]))
+
+    def string(self, meta: Meta, c: list[Token]) -> ast.String:
+        return _string(c[0])
+
+    def number(self, meta: Meta, c: list[Token]) -> ast.Number:
+        text = str(c[0])
+        value: int | float = float(text) if "." in text else int(text)
+        return ast.Number(_span(meta), value, text)
+
+    def duration(self, meta: Meta, c: list[Token]) -> ast.Duration:
+        return ast.Duration(_span(meta), duration_seconds(str(c[0])), str(c[0]))
+
+    def address(self, meta: Meta, c: list[Token]) -> ast.Address:
+        return ast.Address(_span(meta), str(c[0]))
+
+    def true(self, meta: Meta, c: list[Any]) -> ast.Bool:
+        return ast.Bool(_span(meta), True)
+
+    def false(self, meta: Meta, c: list[Any]) -> ast.Bool:
+        return ast.Bool(_span(meta), False)
+
+    def list_(self, meta: Meta, c: list[Any]) -> ast.ListExpr:
+        return ast.ListExpr(_span(meta), tuple(x for x in c if x is not None))
+
+    def obj(self, meta: Meta, c: list[Any]) -> ast.ObjectExpr:
+        return ast.ObjectExpr(_span(meta), tuple(p for p in c if p is not None))
+
+    def pair(self, meta: Meta, c: list[Any]) -> ast.Pair:
+        key, value = c
+        if key.type == "STRING":
+            return ast.Pair(_span(meta), json.loads(str(key)), True, value)
+        return ast.Pair(_span(meta), str(key), False, value)
+
+    # time windows
+
+    def weekly_window(self, meta: Meta, c: list[Any]) -> ast.Window:
+        *days, clock, zone = c
+        return ast.Window(_span(meta), "weekdays", tuple(days), (), clock, _string(zone))
+
+    def daily_window(self, meta: Meta, c: list[Any]) -> ast.Window:
+        clock, zone = c
+        return ast.Window(_span(meta), "daily", (), (), clock, _string(zone))
+
+    def dated_window(self, meta: Meta, c: list[Any]) -> ast.Window:
+        *dates, clock, zone = c
+        return ast.Window(_span(meta), "dates", (), tuple(dates), clock, _string(zone))
+
+    def day_span(self, meta: Meta, c: list[Token | None]) -> ast.DaySpan:
+        first, last = c
+        return ast.DaySpan(_span(meta), str(first), str(last) if last is not None else None)
+
+    def time_span(self, meta: Meta, c: list[Token]) -> ast.ClockSpan:
+        return ast.ClockSpan(_span(meta), str(c[0]), str(c[1]))
+
+    def date_span(self, meta: Meta, c: list[Token | None]) -> ast.DateSpan:
+        first, last = c
+        return ast.DateSpan(_span(meta), str(first), str(last) if last is not None else None)

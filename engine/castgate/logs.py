@@ -1,0 +1,64 @@
+"""How castgate writes its log to stderr: JSON lines for collectors, plain text for people.
+
+Structured records carry their data in ``extra={"fields": {...}}``; both formats print those
+fields, so a decision reads the same in either (see :data:`DECISION_LOGGER`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from castgate.settings import Settings
+
+#: The logger that writes one record per answered hook request (keys in docs/plugins.md).
+DECISION_LOGGER = "castgate.decisions"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route every logger, uvicorn's included, to stderr in the configured format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines() if settings.log_format == "json" else TextLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+def iso_time(epoch_seconds: float) -> str:
+    """UTC with milliseconds and a ``Z``, the form log collectors parse without configuration."""
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, then the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextLines(logging.Formatter):
+    """``time level logger: message key=value ...``, with any traceback on the lines after."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{iso_time(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        fields = getattr(record, "fields", {})
+        if fields:
+            line += " " + " ".join(
+                f"{key}={json.dumps(value, default=str)}" for key, value in fields.items()
+            )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line

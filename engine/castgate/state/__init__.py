@@ -1,0 +1,51 @@
+"""Session state as policies read it: live session counts and event rates.
+
+The policy engine reads state only through :class:`SessionView`; the registry that fills it
+(memory or Redis) lives in the modules of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+
+class SessionView(Protocol):
+    """Read access to live sessions, as ``sessions.*`` policy functions use it."""
+
+    def count(self, role: str, scope: str, key: str) -> int:
+        """Live sessions with ``role`` (``publisher``, ``viewer`` or ``any``) whose ``scope``
+        (``stream``, ``app``, ``client`` or ``key``) equals ``key``."""
+        ...
+
+    def rate(self, name: str, key: str, window: float) -> int:
+        """How many ``name`` events (e.g. ``deny``) were recorded for ``key`` in the last
+        ``window`` seconds."""
+        ...
+
+
+class FixedState:
+    """A state with counts given up front, for policy tests and ``castgate eval``.
+
+    ``counts`` maps ``"role:scope:key"`` (e.g. ``"publisher:stream:cam1"``) to a count and
+    ``rates`` maps ``"name:key"`` to a count; anything not listed is zero.
+    """
+
+    def __init__(
+        self, counts: Mapping[str, int] | None = None, rates: Mapping[str, int] | None = None
+    ) -> None:
+        self._counts = dict(counts or {})
+        self._rates = dict(rates or {})
+
+    def count(self, role: str, scope: str, key: str) -> int:
+        if role == "any":
+            return sum(
+                self._counts.get(f"{each}:{scope}:{key}", 0) for each in ("publisher", "viewer")
+            )
+        return self._counts.get(f"{role}:{scope}:{key}", 0)
+
+    def rate(self, name: str, key: str, window: float) -> int:
+        return self._rates.get(f"{name}:{key}", 0)
+
+
+EMPTY_STATE = FixedState()

@@ -1,0 +1,74 @@
+"""What a vendor plugin provides: the :class:`Vendor` interface and its small companions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from castgate.events import Decision, Event
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseField:
+    """One key a vendor can render from a policy's ``allow with { ... }``.
+
+    ``type`` is the policy-language type the value must have (``string``, ``number``, ``bool``,
+    ``duration``, ``list``, ``object`` or ``any``); the checker refuses anything else at load.
+    """
+
+    type: str
+    doc: str = ""
+
+
+class MalformedRequest(Exception):  # noqa: N818 - reads as what happened, like KeyError
+    """Raised by :meth:`Vendor.parse` for a body it cannot read. The message is the reason sent
+    back (4xx) or logged (deny), so it must name what was wrong and never echo secrets."""
+
+    def __init__(self, reason: str, *, action: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: The action the request was for, when it could be told; decides deny vs. 400.
+        self.action = action
+
+
+class Vendor(ABC):
+    """A streaming server's webhook dialect.
+
+    Plugins subclass this and return instances from ``castgate_register_vendors``. A vendor only
+    translates: it never decides, and it never touches session state.
+    """
+
+    #: The vendor id: one lowercase word used in ``/hooks/<name>``, ``from <name>`` in policies,
+    #: the entry-point name and the fixture folder.
+    name: ClassVar[str]
+    #: Sub-paths served under ``/hooks/<name>``; ``""`` is the bare path.
+    routes: ClassVar[Sequence[str]] = ("",)
+    #: Actions this vendor's events carry: some of :data:`castgate.ACTIONS`, plus any of its own.
+    actions: ClassVar[frozenset[str]]
+    #: Response data this vendor can express, by key of ``allow with { ... }``.
+    response_fields: ClassVar[Mapping[str, ResponseField]] = {}
+
+    @abstractmethod
+    async def parse(self, request: Request, route: str) -> Event:
+        """Read one request into an :class:`Event`; raise :class:`MalformedRequest` if unusable."""
+
+    @abstractmethod
+    def render(self, decision: Decision, event: Event) -> Response:
+        """The vendor's answer for ``decision``. Must close promptly: some callers (nginx-rtmp) act
+        only when the connection closes."""
+
+    @abstractmethod
+    def render_malformed(self, error: MalformedRequest, route: str) -> Response:
+        """The answer for an unreadable request: a deny in the vendor's form for decision hooks,
+        a 4xx with the reason for notifications."""
+
+    def validate_response(self, data: Mapping[str, Any]) -> list[str]:
+        """Problems with response data beyond its type, one message each; empty when renderable.
+
+        Called by the checker on constant data at load and by the server before rendering."""
+        return []

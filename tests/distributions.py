@@ -1,0 +1,53 @@
+"""Installing small distributions for real, for tests: a directory on ``sys.path`` holding their
+modules and ``*.dist-info`` (METADATA, entry_points.txt), which is all ``importlib.metadata`` and
+therefore castgate's plugin loader look at. Nothing is faked between the loader and the files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PLUGIN_SOURCES = Path(__file__).parent / "plugin_sources"
+
+
+@dataclass(frozen=True)
+class Site:
+    root: Path
+
+    def install(
+        self,
+        distribution: str,
+        *,
+        entry_points: Mapping[str, str],
+        modules: Mapping[str, str],
+        version: str = "1.0",
+    ) -> None:
+        """Install ``distribution`` with ``modules`` (name -> source) and ``castgate`` entry
+        points (entry-point name -> ``module`` or ``module:attribute``)."""
+        for name, source in modules.items():
+            (self.root / f"{name}.py").write_text(source)
+        dist_info = self.root / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+        )
+        lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+        (dist_info / "entry_points.txt").write_text(f"[castgate]\n{lines}")
+        importlib.invalidate_caches()
+
+    def install_testcam(self) -> None:
+        """The test vendor ``testcam`` (tests/plugin_sources/testcam.py) as its own distribution."""
+        self.install(
+            "castgate-testcam",
+            entry_points={"testcam": "castgate_testcam"},
+            modules={"castgate_testcam": (PLUGIN_SOURCES / "testcam.py").read_text()},
+        )
+
+    def env(self) -> dict[str, str]:
+        """The environment for a subprocess that should see this site."""
+        path = os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))
+        return {**os.environ, "PYTHONPATH": path}
