@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributions import Site
+from distributions import Site, installed_site
 
 
 @pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+def site(tmp_path: Path) -> Iterator[Site]:
     """An empty site on ``sys.path`` to install distributions into; gone after the test."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    yield Site(root)
-    # Forget modules imported from this site so the next test's same-named module is fresh.
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", None) or "").startswith(str(root)):
-            del sys.modules[name]
+    with installed_site(tmp_path / "site") as empty:
+        yield empty
+
+
+@pytest.fixture
+def isolated_logging() -> Iterator[None]:
+    """For code that configures logging: the root logger is put back as it was afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +53,20 @@ class Site:
         """The environment for a subprocess that should see this site."""
         path = os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))
         return {**os.environ, "PYTHONPATH": path}
+
+
+@contextmanager
+def installed_site(root: Path) -> Iterator[Site]:
+    """The site at ``root`` (made empty if it does not exist) on ``sys.path``; afterwards its path
+    and modules are gone."""
+    root.mkdir(exist_ok=True)
+    sys.path.insert(0, str(root))
+    try:
+        yield Site(root)
+    finally:
+        sys.path.remove(str(root))
+        # Forget modules imported from this site so a later same-named module is fresh.
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(root)):
+                del sys.modules[name]
+        importlib.invalidate_caches()

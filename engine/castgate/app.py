@@ -208,7 +208,7 @@ def _render(
             raise TypeError(f"render returned {type(response).__name__}, not a Response")
     except Exception:
         _log.exception(
-            "%s: vendor %r failed to render a %s; answered with a bare status",
+            "%s: vendor %r failed to render its answer (%s); answered with a bare status",
             gate.registry.provider_of(vendor.name).origin,
             vendor.name,
             decision.effect,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from castgate import Vendor, hookimpl
-
 from castgate_nginx_rtmp.vendor import NginxRtmp
 
 __all__ = ["NginxRtmp", "castgate_register_vendors"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-from castgate import MalformedRequest
 from starlette.requests import Request
+
+from castgate import MalformedRequest
 
 #: A decoded ``key=value`` pair. A pair without ``=`` has the value ``""``.
 Pair = tuple[str, str]

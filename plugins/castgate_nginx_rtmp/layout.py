@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from castgate import MalformedRequest
-
 from castgate_nginx_rtmp.form import Pair
 
 #: Keys a client may try to forge; when one shows up among the client's args it is reported in

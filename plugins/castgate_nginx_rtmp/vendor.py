@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from castgate import (
     NOTIFICATIONS,
     Decision,
@@ -14,9 +17,6 @@ from castgate import (
     ResponseField,
     Vendor,
 )
-from starlette.requests import Request
-from starlette.responses import Response
-
 from castgate_nginx_rtmp.form import REPLACEMENT, Pair, read_body, split_pairs
 from castgate_nginx_rtmp.layout import ACTIONS, LAYOUTS, Split, split_query
 from castgate_nginx_rtmp.rename import rename_problems

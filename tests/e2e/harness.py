@@ -542,7 +542,11 @@ class HookRecorder:
                 self.send_header("Connection", "close")
                 self.end_headers()
 
-            do_GET = do_POST = _handle
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -123,9 +123,7 @@ def test_upstream_bodies_put_session_first_and_client_args_last(
     assert recorded["update_publish"].keys()[7:11] == ["call", "time", "timestamp", "name"]
     assert recorded["record_done"].keys()[7:11] == ["call", "recorder", "name", "path"]
     assert recorded["disconnect"].params.endswith("&call=disconnect&app=live")
-    assert recorded["connect_args"].params.endswith(
-        "&call=connect&ck=c1&addr=6.6.6.6&call=publish"
-    )
+    assert recorded["connect_args"].params.endswith("&call=connect&ck=c1&addr=6.6.6.6&call=publish")
     assert recorded["disconnect_args"].params.endswith(
         "&call=disconnect&app=live&ck=c1&addr=6.6.6.6&call=publish"
     )
@@ -188,9 +186,7 @@ def test_get_method_appends_parameters_after_the_operator_query(
     _save_or_compare(recorded, RECORDED / "get", get=True)
 
 
-def test_nginx_honours_deny_rename_and_update_answers(
-    processes: Processes, tmp_path: Path
-) -> None:
+def test_nginx_honours_deny_rename_and_update_answers(processes: Processes, tmp_path: Path) -> None:
     too_long = "r" * 300
 
     def answer(hook: HookRequest) -> HookReply:

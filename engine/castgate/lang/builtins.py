@@ -49,7 +49,7 @@ class LoadContext:
         if not path.is_relative_to(root):
             raise LoadError(
                 Code.PATH_ESCAPES,
-                f"`{name}` is outside the policy directory {root}",
+                f"`{name}` is outside the policy's directory",
                 "data files live next to the policies that use them",
             )
         return path

@@ -131,6 +131,14 @@ def check_policies(
 
 
 @cache
+def _regex_options() -> re2.Options:
+    # Errors are reported as diagnostics; RE2's own logging would repeat them on stderr.
+    options = re2.Options()
+    options.log_errors = False
+    return options
+
+
+@cache
 def _zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
@@ -299,24 +307,7 @@ class _Checker:
                 continue
             unable = [v.name for v in applicable if pair.key not in v.response_fields]
             if unable or not applicable:
-                able = sorted(n for n, v in self.vendors.items() if pair.key in v.response_fields)
-                known = (
-                    set(CORE_RESPONSE_FIELDS).union(*(v.response_fields for v in applicable))
-                    if applicable
-                    else set(CORE_RESPONSE_FIELDS)
-                )
-                hint = did_you_mean(pair.key, known) or (
-                    f"only {', '.join(able)} can render it: add `from {able[0]}` to the rule"
-                    if able
-                    else "no loaded vendor can render it"
-                )
-                who = ", ".join(unable) if unable else "any loaded vendor"
-                self.error(
-                    Code.UNRENDERABLE_KEY,
-                    pair.span,
-                    f"`{pair.key}` cannot be rendered by {who}",
-                    hint,
-                )
+                self.unrenderable(pair, unable, vendor_names is None)
                 continue
             for vendor in applicable:
                 self.check_field_type(pair, vendor.response_fields[pair.key], value_type)
@@ -325,6 +316,20 @@ class _Checker:
             for vendor in applicable:
                 for problem in vendor.validate_response(constant):
                     self.error(Code.BAD_RESPONSE, data.span, f"{vendor.name}: {problem}")
+
+    def unrenderable(self, pair: ast.Pair, unable: list[str], every_vendor: bool) -> None:
+        able = sorted(n for n, v in self.vendors.items() if pair.key in v.response_fields)
+        if able:
+            hint = f"only {', '.join(able)} can render it: add `from {able[0]}` to the rule"
+        else:
+            known = set(CORE_RESPONSE_FIELDS).union(
+                *(v.response_fields for v in self.vendors.values())
+            )
+            hint = did_you_mean(pair.key, known) or "no loaded vendor can render it"
+        who = ", ".join(unable) if unable else "any loaded vendor"
+        scope = " (a rule without `from` applies to every vendor)" if every_vendor and able else ""
+        self.error(Code.UNRENDERABLE_KEY, pair.span,
+                   f"`{pair.key}` cannot be rendered by {who}{scope}", hint)
 
     def check_field_type(self, pair: ast.Pair, spec: ResponseField, value_type: Type) -> None:
         wanted = Type.from_name(spec.type)
@@ -677,12 +682,15 @@ class _Checker:
                 )
             else:
                 try:
-                    self.notes.prepared[node] = re2.compile(pattern)
+                    self.notes.prepared[node] = re2.compile(pattern, _regex_options())
                 except re2.error as err:
+                    reason = err.args[0] if err.args else ""
+                    if isinstance(reason, bytes):
+                        reason = reason.decode("utf-8", "replace")
                     self.error(
                         Code.BAD_REGEX,
                         node.right.span,
-                        f"invalid regular expression: {err}",
+                        f"invalid regular expression: {reason}",
                         "patterns use RE2 syntax (no backreferences or lookaround)",
                     )
         else:  # startswith, endswith, contains

@@ -98,7 +98,7 @@ class PolicyError(Exception):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ``did you mean`` hint for ``word`` among ``candidates``; ``""`` when none is close."""
-    names = sorted(set(candidates))
+    names = sorted(set(candidates) - {word})
     close = difflib.get_close_matches(word, names, n=3, cutoff=0.6)
     if not close and len(word) >= 3:
         close = [n for n in names if n.lower() == word.lower()][:1]

@@ -133,6 +133,8 @@ def _diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
         hint = ""
         if char == "'":
             hint = "strings are written in double quotes"
+        elif char in "&|!":
+            hint = "use `and`, `or` and `not`"
         elif char == '"':
             return Diagnostic(
                 Code.BAD_STRING,
@@ -153,14 +155,15 @@ def _diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
     ):
         expected_names = sorted(getattr(err, "expected", ()) or ())
         expected = sorted({_describe(t) for t in expected_names})
-        end_line = source.count("\n") + 1
+        # Point just past the last character written, not at the trailing blank line.
+        end_line = source.rstrip().count("\n") + 1
         return Diagnostic(
             Code.UNEXPECTED_END,
             "the file ends in the middle of a statement"
             + (f"; expected {_one_of(expected)}" if expected else ""),
             path,
             end_line,
-            len(_line_of(source, end_line)) + 1,
+            len(_line_of(source, end_line).rstrip()) + 1,
             _line_of(source, end_line),
             hint="is a `}` or `)` missing?",
         )

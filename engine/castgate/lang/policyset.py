@@ -115,24 +115,34 @@ class PolicySet:
                 traces.append(RuleTrace(rule.name, rule.kind, None, _describe(matched)))
             else:
                 traces.append(RuleTrace(rule.name, rule.kind, matched))
-        decision = DEFAULT_DENY
-        for rule in found.in_order:
+        decision = self._decided_from(found, outcome, event, state)
+        return replace(decision, trace=tuple(traces))
+
+
+    @staticmethod
+    def _decided_from(
+        found: _Candidates,
+        outcome: dict[str, bool | Exception],
+        event: Event,
+        state: SessionView,
+    ) -> Decision:
+        """:meth:`_decided` over outcomes already computed, so explaining never changes it."""
+        for rule in found.denies:
             result = outcome[rule.name]
             if isinstance(result, Exception):
-                decision = _failure(rule, result)
-                break
-            if result and rule.kind == "deny":
-                decision = rule.decision or DEFAULT_DENY
-                break
-        else:
-            for rule in found.allows:
-                if outcome[rule.name] is True:
-                    try:
-                        decision = _allowed(rule, event, state)
-                    except Exception as err:
-                        decision = _failure(rule, err)
-                    break
-        return replace(decision, trace=tuple(traces))
+                return _failure(rule, result)
+            if result:
+                return rule.decision or DEFAULT_DENY
+        for rule in found.allows:
+            result = outcome[rule.name]
+            if isinstance(result, Exception):
+                return _failure(rule, result)
+            if result:
+                try:
+                    return _allowed(rule, event, state)
+                except Exception as err:  # noqa: BLE001
+                    return _failure(rule, err)
+        return DEFAULT_DENY
 
 
 def _allowed(rule: CompiledRule, event: Event, state: SessionView) -> Decision:

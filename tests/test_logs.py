@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from castgate.logs import JsonLines, TextLines, configure_logging, iso_time
+from castgate.settings import Settings
+
+
+def record(message: str, **fields: object) -> logging.LogRecord:
+    made = logging.LogRecord("castgate.test", logging.INFO, __file__, 1, message, (), None)
+    made.created = 0.25
+    if fields:
+        made.fields = fields
+    return made
+
+
+def test_time_is_utc_with_milliseconds_and_a_z() -> None:
+    assert iso_time(1_700_000_000.1234) == "2023-11-14T22:13:20.123Z"
+
+
+def test_a_json_line_carries_the_records_fields_at_the_top_level() -> None:
+    line = JsonLines().format(record("decision", vendor="testcam", rule=None, latency_ms=0.5))
+    assert json.loads(line) == {
+        "time": "1970-01-01T00:00:00.250Z",
+        "level": "info",
+        "logger": "castgate.test",
+        "message": "decision",
+        "vendor": "testcam",
+        "rule": None,
+        "latency_ms": 0.5,
+    }
+
+
+def test_a_json_line_includes_the_traceback() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        failed = record("failed")
+        failed.exc_info = sys.exc_info()
+    entry = json.loads(JsonLines().format(failed))
+    assert entry["exception"].endswith("RuntimeError: boom")
+
+
+def test_a_text_line_shows_fields_as_key_value_pairs() -> None:
+    line = TextLines().format(record("decision", stream="cam 1", rule=None))
+    assert line == '1970-01-01T00:00:00.250Z INFO castgate.test: decision stream="cam 1" rule=null'
+
+
+@pytest.mark.parametrize(("log_format", "formatter"), [("json", JsonLines), ("text", TextLines)])
+def test_configure_logging_sends_every_logger_to_stderr_in_the_chosen_format(
+    isolated_logging: None, log_format: str, formatter: type[logging.Formatter]
+) -> None:
+    configure_logging(Settings(log_format=log_format, log_level="warning"))
+    root = logging.getLogger()
+    [handler] = root.handlers
+    assert isinstance(handler.formatter, formatter)
+    assert root.level == logging.WARNING

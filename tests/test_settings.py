@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from castgate.settings import DEFAULT_PORT, Settings, SettingsError
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_defaults_serve_the_shipped_policy_on_loopback() -> None:
+    settings = Settings.from_env({})
+    assert settings.policies[0].parts[-2:] == ("castgate", "default.policy")
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", DEFAULT_PORT, 1)
+    assert (settings.log_level, settings.explain, settings.disabled_plugins) == (
+        "info",
+        False,
+        frozenset(),
+    )
+
+
+def test_the_log_format_defaults_to_text_at_a_terminal_and_json_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert Settings().log_format == "text"
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert Settings().log_format == "json"
+
+
+def test_every_setting_is_read_from_its_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "CASTGATE_POLICIES": os.pathsep.join(["/etc/castgate/a.policy", "/etc/castgate/more"]),
+            "CASTGATE_HOST": "::",
+            "CASTGATE_PORT": "9000",
+            "CASTGATE_WORKERS": "4",
+            "CASTGATE_DISABLE_PLUGINS": "nginx_rtmp, acme ,",
+            "CASTGATE_LOG_LEVEL": "DEBUG",
+            "CASTGATE_LOG_FORMAT": "Text",
+            "CASTGATE_EXPLAIN": "yes",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings == Settings(
+        policies=(Path("/etc/castgate/a.policy"), Path("/etc/castgate/more")),
+        host="::",
+        port=9000,
+        workers=4,
+        disabled_plugins=frozenset({"nginx_rtmp", "acme"}),
+        log_level="debug",
+        log_format="text",
+        explain=True,
+    )
+
+
+def test_settings_written_to_the_environment_read_back_equal() -> None:
+    settings = Settings(
+        policies=(Path("a.policy"), Path("dir")),
+        port=9001,
+        disabled_plugins=frozenset({"b", "a"}),
+        log_format="text",
+        explain=True,
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+    assert settings.to_env()["CASTGATE_DISABLE_PLUGINS"] == "a,b"
+
+
+def test_an_empty_plugin_list_disables_nothing() -> None:
+    assert Settings.from_env({"CASTGATE_DISABLE_PLUGINS": ""}).disabled_plugins == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "CASTGATE_PORT",
+            "http",
+            "CASTGATE_PORT: expected a whole number from 1 to 65535, got 'http'",
+        ),
+        ("CASTGATE_PORT", "70000", "CASTGATE_PORT: expected a whole number from 1 to 65535"),
+        (
+            "CASTGATE_WORKERS",
+            "0",
+            "CASTGATE_WORKERS: expected a whole number from 1 to 512, got '0'",
+        ),
+        ("CASTGATE_HOST", " ", "CASTGATE_HOST: expected an address to listen on"),
+        ("CASTGATE_POLICIES", os.pathsep, "CASTGATE_POLICIES: expected one or more policy files"),
+        ("CASTGATE_LOG_LEVEL", "loud", "CASTGATE_LOG_LEVEL: expected one of debug, info, warning"),
+        (
+            "CASTGATE_LOG_FORMAT",
+            "xml",
+            "CASTGATE_LOG_FORMAT: expected one of json, text, got 'xml'",
+        ),
+        ("CASTGATE_EXPLAIN", "maybe", "CASTGATE_EXPLAIN: expected true or false"),
+    ],
+)
+def test_an_invalid_value_is_an_error_naming_the_variable(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value})
+    assert str(raised.value).startswith(message)
