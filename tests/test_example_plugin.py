@@ -8,6 +8,7 @@ mid-run would change what they load.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,17 +28,24 @@ CASTGATE = str(Path(sys.executable).parent / "castgate")
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example built and installed by pip into a directory of its own."""
-    # pip builds in the source tree; a copy keeps build/ and *.egg-info out of the repository.
-    source = tmp_path_factory.mktemp("example") / "castgate-example-plugin"
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example: pip and pytest write into the tree they work on."""
+    copy = tmp_path_factory.mktemp("example") / "castgate-example-plugin"
     shutil.copytree(
-        EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
     )
+    return copy
+
+
+@pytest.fixture(scope="module")
+def target(example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example built and installed by pip into a directory of its own."""
     installed = tmp_path_factory.mktemp("target")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--target", str(installed), str(source)],
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet"),
+            *("--no-deps", "--no-build-isolation", "--target", str(installed), str(example)),
+        ],
         check=True,
         timeout=120,
     )
@@ -51,8 +59,6 @@ def on_path(target: Path) -> Iterator[Path]:
 
 
 def with_target(target: Path) -> dict[str, str]:
-    import os
-
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
@@ -89,11 +95,11 @@ def test_a_policy_calling_its_function_compiles_and_decides(on_path: Path, tmp_p
     assert abroad.allowed is False
 
 
-def test_its_own_test_suite_passes(target: Path, tmp_path: Path) -> None:
+def test_its_own_test_suite_passes(example: Path, target: Path) -> None:
     # The template's tests are part of what a plugin author copies; keep them green.
     finished = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        cwd=EXAMPLE,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=example,
         env=with_target(target),
         capture_output=True,
         text=True,

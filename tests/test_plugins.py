@@ -267,6 +267,16 @@ def test_a_duplicate_vendor_name_breaks_the_later_plugin_and_names_the_first(sit
     assert registry.provider_of("acme").name == "acme_one"
 
 
+def test_a_plugin_claiming_a_built_in_vendor_is_the_one_reported(site: Site) -> None:
+    install_one(site, "aaa-first-by-name", vendor_plugin("nginx_rtmp"))
+    registry = survey_plugins()
+    assert plugin(registry.plugins, "aaa_first_by_name").error == (
+        f"vendor 'nginx_rtmp' is already registered by plugin 'nginx_rtmp' "
+        f"(castgate {importlib.metadata.version('castgate')})"
+    )
+    assert registry.provider_of("nginx_rtmp").distribution == "castgate"
+
+
 def test_a_duplicate_function_name_breaks_the_later_plugin(site: Site) -> None:
     install_one(site, "acme-one", function_plugin("acme.up"))
     install_one(site, "acme-two", function_plugin("acme.up"))
@@ -286,10 +296,45 @@ def test_one_plugin_registering_a_vendor_twice_is_broken(site: Site) -> None:
 
 def test_two_distributions_claiming_one_entry_point_name_break_the_second(site: Site) -> None:
     site.install("acme-one", entry_points={"acme": "acme_one"}, modules={"acme_one": ""})
-    site.install("acme-two", entry_points={"acme": "acme_two"}, modules={"acme_two": ""})
-    infos = [info for info in survey_plugins().plugins if info.name == "acme"]
-    assert [info.status for info in infos] == [PluginStatus.LOADED, PluginStatus.BROKEN]
-    assert "Plugin name already registered" in infos[1].error
+    install_one(site, "acme-two", vendor_plugin("acme"), entry_point="acme")
+    registry = survey_plugins()
+    first, second = [info for info in registry.plugins if info.name == "acme"]
+    assert (first.distribution, first.status) == ("acme-one", PluginStatus.LOADED)
+    assert (second.distribution, second.status) == ("acme-two", PluginStatus.BROKEN)
+    assert second.error == (
+        "its entry-point name is already taken by plugin 'acme' (acme-one 1.0); rename one"
+    )
+    assert "acme" not in registry.vendors
+
+
+def test_one_module_behind_two_entry_points_is_loaded_once(site: Site) -> None:
+    source = vendor_plugin("acme")
+    site.install(
+        "acme", entry_points={"a1": "acme_mod", "a2": "acme_mod"}, modules={"acme_mod": source}
+    )
+    registry = survey_plugins()
+    assert plugin(registry.plugins, "a1").status is PluginStatus.LOADED
+    assert plugin(registry.plugins, "a2").error == "'acme_mod' is already loaded as plugin 'a1'"
+    assert registry.provider_of("acme").name == "a1"
+
+
+def test_a_half_registered_plugin_leaves_no_hooks_behind(site: Site) -> None:
+    # pluggy validates hooks one by one: the valid one is registered before the invalid one fails.
+    source = """
+        import castgate
+
+        @castgate.hookimpl
+        def castgate_observe_decision(event, decision):
+            pass
+
+        @castgate.hookimpl
+        def castgate_register_vendors(extra):
+            return []
+    """
+    install_one(site, "acme", dedent(source))
+    registry = survey_plugins()
+    assert plugin(registry.plugins, "acme").status is PluginStatus.BROKEN
+    assert registry.hook.castgate_observe_decision.get_hookimpls() == []
 
 
 def test_a_failing_observer_is_logged_with_its_plugin_and_the_others_still_run(

@@ -1,19 +1,18 @@
-"""The ``castgate`` command. Each verb is one small function over the library, listed in VERBS.
-
-Exit codes, for every verb:
-
-- 0: done (``serve``: the server stopped cleanly)
-- 1: a policy or a plugin is broken; the report on stderr names the file:line:col or the plugin
-- 2: bad usage or an invalid setting (flag or ``CASTGATE_*`` variable, named in the message)
-- 3: ``serve`` only: the server could not start (e.g. the port is taken), as uvicorn reports it
+"""The ``castgate`` command. Each verb is one small function over the library, listed in VERBS;
+a verb's arguments come from a sibling ``<verb>_arguments`` function. Exit codes are EXIT_CODES,
+the same for every verb.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -23,9 +22,30 @@ import uvicorn
 
 from castgate import settings as configuration
 from castgate.app import StartupError, load_gate
+from castgate.events import Event
+from castgate.lang import PolicyError, compile_policies, policy_files
+from castgate.lang.formatter import format_source
+from castgate.lang.parser import duration_seconds
+from castgate.lang.testing import TEST_SUFFIX, find_test_files, run_test_file
+from castgate.lang.tokens import link_signature
 from castgate.logs import configure_logging
-from castgate.plugins import PluginInfo, PluginStatus, survey_plugins
+from castgate.plugins import (
+    PluginError,
+    PluginInfo,
+    PluginStatus,
+    Registry,
+    load_plugins,
+    survey_plugins,
+)
 from castgate.settings import Settings, SettingsError
+from castgate.state import FixedState
+
+EXIT_CODES = """exit codes:
+  0  done (serve: the server stopped cleanly)
+  1  a policy or a plugin is broken; the report names the file:line:col or the plugin
+  2  bad usage, or an invalid setting (the flag or CASTGATE_* variable is named)
+  3  serve: the server could not start, e.g. the port is taken
+"""
 
 #: Idle keep-alive connections are closed after this many seconds. Answers already carry
 #: ``Connection: close``; this bounds clients that ignore it.
@@ -53,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="castgate", description="Admission control for live streams."
+        prog="castgate",
+        description="Admission control for live streams.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
     for verb in VERBS:
@@ -69,16 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
 def serve_arguments(parser: argparse.ArgumentParser) -> None:
     _policy_arguments(parser)
     _plugin_arguments(parser)
-    _flag(parser, "--host", configuration.parse_host, "address to listen on (127.0.0.1)")
-    _flag(parser, "--port", configuration.parse_port, f"port ({configuration.DEFAULT_PORT})")
-    _flag(parser, "--workers", configuration.parse_workers, "worker processes (1)")
-    _flag(parser, "--log-level", configuration.parse_log_level, "debug, info, warning, error")
-    _flag(parser, "--log-format", configuration.parse_log_format, "json or text")
+    _flag(parser, "--host", configuration.parse_host, "address to listen on, default 127.0.0.1")
+    _flag(parser, "--port", configuration.parse_port, f"port, default {configuration.DEFAULT_PORT}")
+    _flag(parser, "--workers", configuration.parse_workers, "worker processes, default 1")
+    _flag(
+        parser,
+        "--log-level",
+        configuration.parse_log_level,
+        "debug, info, warning, error or critical, default info",
+    )
+    _flag(
+        parser,
+        "--log-format",
+        configuration.parse_log_format,
+        "json or text, default text at a terminal, else json",
+    )
     parser.add_argument(
         "--explain",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="log each decision's rule-by-rule trace",
+        help=f"log each decision's rule-by-rule trace ({configuration.VARIABLES['explain']})",
     )
 
 
@@ -149,8 +182,261 @@ def _describe(info: PluginInfo) -> str:
     return "\n".join(lines)
 
 
+# check
+
+
+def check_arguments(parser: argparse.ArgumentParser) -> None:
+    _paths_argument(parser)
+    _plugin_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print diagnostics as JSON")
+
+
+def check(args: argparse.Namespace) -> int:
+    """Compile the policies and report every problem; 0 when clean, 1 otherwise."""
+    registry = _registry(args)
+    if registry is None:
+        return 1
+    try:
+        policy = compile_policies(
+            args.paths, vendors=registry.vendors, functions=registry.functions
+        )
+    except PolicyError as error:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "diagnostics": [
+                            {
+                                "file": d.file,
+                                "line": d.line,
+                                "column": d.column,
+                                "code": d.code.value,
+                                "message": d.message,
+                                "hint": d.hint,
+                            }
+                            for d in error.diagnostics
+                        ],
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            print(error.report())
+        return 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "version": policy.version,
+                    "rules": len(policy.rules),
+                    "files": [str(f) for f in policy.files],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(
+            f"ok: {len(policy.rules)} rules in {len(policy.files)} files (version {policy.version})"
+        )
+    return 0
+
+
+# eval
+
+
+def eval_arguments(parser: argparse.ArgumentParser) -> None:
+    _paths_argument(parser)
+    _plugin_arguments(parser)
+    parser.add_argument(
+        "--event",
+        required=True,
+        metavar="FILE",
+        help="the event as JSON (see docs/policy-language.md); - reads stdin",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help='live session counts as JSON, e.g. {"publisher:stream:cam1": 1}',
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also list every rule visited, whether it matched, which decided",
+    )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Decide one event and print the decision as JSON; 1 if the policy does not compile."""
+    registry = _registry(args)
+    if registry is None:
+        return 1
+    try:
+        event = Event.from_dict(_read_json(args.event, "event"))
+        counts = _read_json(args.state, "state") if args.state else {}
+        state = FixedState({str(k): int(v) for k, v in counts.items()})
+    except (ValueError, TypeError, AttributeError) as error:
+        print(f"castgate eval: {error}", file=sys.stderr)
+        return 2
+    try:
+        policy = compile_policies(
+            args.paths, vendors=registry.vendors, functions=registry.functions
+        )
+    except PolicyError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    print(json.dumps(policy.decide(event, state, explain=args.explain).to_dict(), indent=2))
+    return 0
+
+
+def _read_json(name: str, what: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} file: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the {what} is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the {what} must be a JSON object")
+    return data
+
+
+# test
+
+
+def test_arguments(parser: argparse.ArgumentParser) -> None:
+    _paths_argument(parser)
+    _plugin_arguments(parser)
+
+
+def run_tests(args: argparse.Namespace) -> int:
+    """Run the YAML policy tests found under the paths; 1 on any failure or if none exist."""
+    registry = _registry(args)
+    if registry is None:
+        return 1
+    files = find_test_files(args.paths)
+    if not files:
+        print(f"no *{TEST_SUFFIX} files under {', '.join(map(str, args.paths))}", file=sys.stderr)
+        return 1
+    passed = failed = 0
+    for path in files:
+        for result in run_test_file(path, vendors=registry.vendors, functions=registry.functions):
+            if result.passed:
+                passed += 1
+                continue
+            failed += 1
+            print(f"FAIL {result.file}: {result.name}")
+            print(textwrap.indent(result.detail, "    "))
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+# fmt
+
+
+def fmt_arguments(parser: argparse.ArgumentParser) -> None:
+    _paths_argument(parser)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; list files that are not formatted and exit 1",
+    )
+
+
+def fmt(args: argparse.Namespace) -> int:
+    """Rewrite policies in canonical form (or, with --check, report those that are not)."""
+    try:
+        files = policy_files(args.paths)
+    except PolicyError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    unformatted = 0
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        try:
+            formatted = format_source(source, str(path))
+        except PolicyError as error:
+            print(error.report(), file=sys.stderr)
+            return 1
+        if formatted == source:
+            continue
+        unformatted += 1
+        if args.check:
+            print(f"would reformat {path}")
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    source.splitlines(keepends=True),
+                    formatted.splitlines(keepends=True),
+                    str(path),
+                    f"{path} (formatted)",
+                )
+            )
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            print(f"reformatted {path}")
+    return 1 if args.check and unformatted else 0
+
+
+# sign
+
+
+def sign_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "message", help='what the policy signs, e.g. "live/cam1" for app + "/" + stream.name'
+    )
+    parser.add_argument(
+        "--secret-env",
+        required=True,
+        metavar="VARIABLE",
+        help="environment variable holding the signing secret",
+    )
+    parser.add_argument(
+        "--ttl", default="1h", type=_duration, help="how long the link stays valid (default 1h)"
+    )
+
+
+def sign(args: argparse.Namespace) -> int:
+    """Print the query arguments of a signed, expiring link that `secure_link` accepts."""
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        print(f"castgate sign: environment variable {args.secret_env} is not set", file=sys.stderr)
+        return 2
+    expires = int(time.time() + args.ttl)
+    print(f"expires={expires}&sig={link_signature(secret, args.message, expires)}")
+    return 0
+
+
+def _duration(text: str) -> float:
+    if not re.fullmatch(r"([0-9]+(ms|s|m|h|d))+", text):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 2h, 1d)")
+    return duration_seconds(text)
+
+
+def _paths_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="policy files or directories of them"
+    )
+
+
+def _registry(args: argparse.Namespace) -> Registry | None:
+    settings = _settings(args)
+    try:
+        return load_plugins(settings.disabled_plugins)
+    except PluginError as error:
+        print(f"castgate: {error}", file=sys.stderr)
+        return None
+
+
 VERBS: tuple[Verb, ...] = (
     Verb("serve", "run the webhook server", serve_arguments, serve),
+    Verb("check", "compile policies and report every error", check_arguments, check),
+    Verb("eval", "decide one event and print the decision", eval_arguments, evaluate),
+    Verb("test", "run the policy tests beside the policies", test_arguments, run_tests),
+    Verb("fmt", "rewrite policies in canonical form", fmt_arguments, fmt),
+    Verb("sign", "mint a signed, expiring link for secure_link", sign_arguments, sign),
     Verb("plugins", "list installed plugins and what they provide", plugins_arguments, plugins),
 )
 
@@ -166,7 +452,8 @@ def _policy_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=Path,
         default=argparse.SUPPRESS,
-        help="policy file or directory; repeatable (default: the shipped default policy)",
+        help="policy file or directory, repeatable, default the shipped default policy "
+        f"({configuration.VARIABLES['policies']}, paths separated by {os.pathsep!r})",
     )
 
 
@@ -191,7 +478,8 @@ def _flag(
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
-    parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, help=help)
+    variable = configuration.VARIABLES[flag.removeprefix("--").replace("-", "_")]
+    parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, help=f"{help} ({variable})")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -174,7 +174,14 @@ def survey_plugins(disabled: Collection[str] = ()) -> Registry:
         info = PluginInfo(
             entry_point.name, entry_point.value, distribution, version, PluginStatus.BLOCKED
         )
-        if entry_point.name not in disabled:
+        namesake = next((other for other in plugins if other.name == entry_point.name), None)
+        if entry_point.name in disabled:
+            pass
+        elif namesake is not None:
+            info = _broken(
+                info, f"its entry-point name is already taken by {namesake.origin}; rename one"
+            )
+        else:
             info = _load(manager, entry_point, info, vendors, functions)
             vendors.update((vendor.name, (vendor, info)) for vendor in info.vendors)
             functions.update((function.name, (function, info)) for function in info.functions)
@@ -202,19 +209,21 @@ def _load(
         plugin = entry_point.load()
     except Exception as error:
         return _broken(info, f"cannot import {entry_point.value!r}: {_describe(error)}")
+    if manager.is_registered(plugin):
+        other = manager.get_name(plugin)
+        return _broken(info, f"{entry_point.value!r} is already loaded as plugin {other!r}")
     try:
         manager.register(plugin, name=entry_point.name)
-    except (pluggy.PluginValidationError, ValueError) as error:
-        _unregister(manager, entry_point.name)
-        return _broken(info, str(error))
-    try:
         _check_hook_names(manager, plugin)
         own_vendors = tuple(_vendors(manager, plugin))
         own_functions = tuple(_functions(manager, plugin))
         _check_unique("vendor", [vendor.name for vendor in own_vendors], vendors)
         _check_unique("policy function", [func.name for func in own_functions], functions)
-    except _LoadError as error:
-        _unregister(manager, entry_point.name)
+    except (pluggy.PluginValidationError, _LoadError) as error:
+        # pluggy keeps a half-registered plugin when validation fails midway; take it all out
+        # so a broken plugin's other hooks are never called.
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
         return _broken(info, str(error))
     return PluginInfo(
         info.name,
@@ -231,13 +240,6 @@ def _broken(info: PluginInfo, error: str) -> PluginInfo:
     return PluginInfo(
         info.name, info.value, info.distribution, info.version, PluginStatus.BROKEN, error=error
     )
-
-
-def _unregister(manager: pluggy.PluginManager, name: str) -> None:
-    # pluggy keeps a half-registered plugin when validation fails midway; take it all out so a
-    # broken plugin's other hooks are never called.
-    if manager.has_plugin(name):
-        manager.unregister(name=name)
 
 
 def _check_hook_names(manager: pluggy.PluginManager, plugin: object) -> None:

@@ -28,7 +28,7 @@ class SettingsError(ValueError):
 
 def default_policies() -> tuple[Path, ...]:
     """The safe default policy shipped inside the castgate package."""
-    return (Path(str(importlib.resources.files("castgate") / "default.policy")),)
+    return (Path(str(importlib.resources.files("castgate.default_policy"))),)
 
 
 def default_log_format() -> str:
@@ -162,3 +162,6 @@ _SETTINGS = (
     _Setting("log_format", "CASTGATE_LOG_FORMAT", parse_log_format),
     _Setting("explain", "CASTGATE_EXPLAIN", parse_bool, lambda flag: "1" if flag else "0"),
 )
+
+#: The environment variable of each setting, by field name.
+VARIABLES: Mapping[str, str] = {setting.field: setting.variable for setting in _SETTINGS}

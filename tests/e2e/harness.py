@@ -8,6 +8,7 @@ test instead of hanging the suite.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -372,7 +373,14 @@ class Castgate:
             "--port",
             str(self.port),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The decision log is read back from stderr, so its format must not depend on the
+        # caller's environment.
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CASTGATE_LOG_FORMAT": "json",
+            "CASTGATE_LOG_LEVEL": "info",
+        }
         with self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
                 command,
@@ -448,6 +456,7 @@ def castgate_command() -> list[str]:
     return [script]
 
 
+@functools.cache
 def castgate_serve_missing() -> str | None:
     """Why ``castgate serve`` cannot run here, or ``None`` when it can."""
     try:

@@ -42,7 +42,9 @@ def test_membership_matches_a_scan(count: int) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.ip_addresses())
-def test_address_key_orders_like_ipaddress(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+def test_address_key_orders_like_ipaddress(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
     key = address_key(str(address))
     assert key is not None
     mapped = getattr(address, "ipv4_mapped", None)

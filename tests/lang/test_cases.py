@@ -14,8 +14,16 @@ CASE_FILES = find_test_files([Path(__file__).parent / "cases"])
 
 def test_every_semantics_area_has_cases() -> None:
     names = {p.name.removesuffix(".test.yaml") for p in CASE_FILES}
-    assert {"decision", "missing", "strings", "addresses", "windows", "tokens", "response",
-            "sessions"} <= names
+    assert {
+        "decision",
+        "missing",
+        "strings",
+        "addresses",
+        "windows",
+        "tokens",
+        "response",
+        "sessions",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.name)

@@ -41,8 +41,9 @@ def test_errors_are_sorted_by_position(
 ) -> None:
     source = (GOLDEN / "names.policy").read_text(encoding="utf-8")
     with pytest.raises(PolicyError) as raised:
-        compile_sources([("names.policy", source, GOLDEN)], vendors=vendors,
-                        functions=functions, env={})
+        compile_sources(
+            [("names.policy", source, GOLDEN)], vendors=vendors, functions=functions, env={}
+        )
     positions = [(d.line, d.column) for d in raised.value.diagnostics]
     assert positions == sorted(positions)
     assert len(positions) >= 7
@@ -53,7 +54,11 @@ def test_secret_values_never_appear_in_reports(
 ) -> None:
     source = 'let key = env("SIGNING")\nrule r { on play  allow if params.sig == key }\n'
     with pytest.raises(PolicyError) as raised:
-        compile_sources([("s.policy", source, GOLDEN)], vendors=vendors, functions=functions,
-                        env={"SIGNING": "hunter2-very-secret"})
+        compile_sources(
+            [("s.policy", source, GOLDEN)],
+            vendors=vendors,
+            functions=functions,
+            env={"SIGNING": "hunter2-very-secret"},
+        )
     assert "E308" in raised.value.report()
     assert "hunter2" not in raised.value.report()

@@ -14,11 +14,67 @@ from castgate.lang.parser import duration_seconds, parse_policy
 # Fragments of real policies: random sequences of them reach deep parser states far more often
 # than random characters do.
 FRAGMENTS = [
-    "rule", "let", "r", "x", "=", "{", "}", "(", ")", "[", "]", ",", ":", ".", "..", "on",
-    "from", "app", "allow", "deny", "with", "if", "and", "or", "not", "in", "matches", "==",
-    "!=", "<", ">=", "+", "publish", "play", "params.key", "client.ip", "now", '"s"', "'q'",
-    "10.0.0.0/8", "::1", "30s", "1h30m", "42", "-1.5", "true", "weekdays", "daily", "dates",
-    "mon", "..", "fri", "06:00", "2026-12-24", '"UTC"', "#c\n", "\n", " ", "\\", "\"", "@",
+    "rule",
+    "let",
+    "r",
+    "x",
+    "=",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ":",
+    ".",
+    "..",
+    "on",
+    "from",
+    "app",
+    "allow",
+    "deny",
+    "with",
+    "if",
+    "and",
+    "or",
+    "not",
+    "in",
+    "matches",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "+",
+    "publish",
+    "play",
+    "params.key",
+    "client.ip",
+    "now",
+    '"s"',
+    "'q'",
+    "10.0.0.0/8",
+    "::1",
+    "30s",
+    "1h30m",
+    "42",
+    "-1.5",
+    "true",
+    "weekdays",
+    "daily",
+    "dates",
+    "mon",
+    "..",
+    "fri",
+    "06:00",
+    "2026-12-24",
+    '"UTC"',
+    "#c\n",
+    "\n",
+    " ",
+    "\\",
+    '"',
+    "@",
 ]
 
 
@@ -38,14 +94,15 @@ def test_arbitrary_text_parses_or_reports(text: str) -> None:
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(" ".join))
 def test_token_soup_compiles_or_reports(text: str) -> None:
     try:
-        compile_sources([("soup.policy", text, Path("."))], vendors={}, functions={}, env={})
+        compile_sources([("soup.policy", text, Path())], vendors={}, functions={}, env={})
     except PolicyError as err:
         assert all(d.code.value.startswith("E") for d in err.diagnostics)
 
 
 def test_keywords_are_field_names_after_a_dot() -> None:
-    policy = parse_policy('rule r { on play allow if params.from == "x" and params.on == "y" }',
-                          "k.policy")
+    policy = parse_policy(
+        'rule r { on play allow if params.from == "x" and params.on == "y" }', "k.policy"
+    )
     assert [item.name for item in policy.items] == ["r"]
 
 
@@ -58,7 +115,9 @@ def test_comments_are_kept_with_positions() -> None:
 
 
 def test_every_broken_statement_is_reported() -> None:
-    source = "rule a { on play alow }\nrule b { on play allow if x = 1 }\nrule c { on play allow }\n"
+    source = (
+        "rule a { on play alow }\nrule b { on play allow if x = 1 }\nrule c { on play allow }\n"
+    )
     try:
         parse_policy(source, "b.policy")
     except PolicyError as err:

@@ -14,13 +14,17 @@ MANY_APPS = "\n".join(
 
 
 def _compile(text: str, vendors: dict[str, Vendor], functions: dict[str, PolicyFunction]):  # type: ignore[no-untyped-def]
-    return compile_sources([("p.policy", text, Path("."))], vendors=vendors,
-                           functions=functions, env={})
+    return compile_sources(
+        [("p.policy", text, Path())], vendors=vendors, functions=functions, env={}
+    )
 
 
 def test_only_rules_for_the_event_are_visited(vendors, functions) -> None:  # type: ignore[no-untyped-def]
-    policy = _compile(MANY_APPS + "\nrule any_app { on publish  deny \"x\" if params.key == \"bad\" }",
-                      vendors, functions)
+    policy = _compile(
+        MANY_APPS + '\nrule any_app { on publish  deny "x" if params.key == "bad" }',
+        vendors,
+        functions,
+    )
     event = Event(vendor="testvendor", action="publish", app="app7", params={"key": "k7"})
     decision = policy.decide(event, EMPTY_STATE, explain=True)
     assert decision.effect is Effect.ALLOW
@@ -34,10 +38,11 @@ def test_only_rules_for_the_event_are_visited(vendors, functions) -> None:  # ty
 def test_explanation_records_every_visited_rule_and_the_decider(vendors, functions) -> None:  # type: ignore[no-untyped-def]
     policy = _compile(
         'rule a { on play  allow if params.k == "1" }\n'
-        'rule b { on play  allow }\n'
+        "rule b { on play  allow }\n"
         'rule c { on play  deny "no" if params.k == "2" }\n'
-        'rule d { on play  allow if test.fail(stream.name) }\n',
-        vendors, functions,
+        "rule d { on play  allow if test.fail(stream.name) }\n",
+        vendors,
+        functions,
     )
     event = Event(vendor="testvendor", action="play", stream="s", params={"k": "1"})
     decision = policy.decide(event, EMPTY_STATE, explain=True)
@@ -53,13 +58,19 @@ def test_explanation_records_every_visited_rule_and_the_decider(vendors, functio
     }
     # without the explanation, the same decision
     plain = policy.decide(event, EMPTY_STATE)
-    assert (plain.effect, plain.rule, plain.reason) == (decision.effect, decision.rule,
-                                                         decision.reason)
+    assert (plain.effect, plain.rule, plain.reason) == (
+        decision.effect,
+        decision.rule,
+        decision.reason,
+    )
 
 
 def test_a_failing_allow_before_the_first_match_denies(vendors, functions) -> None:  # type: ignore[no-untyped-def]
-    policy = _compile('rule d { on play  allow if test.fail(stream.name) }\n'
-                      "rule b { on play  allow }\n", vendors, functions)
+    policy = _compile(
+        "rule d { on play  allow if test.fail(stream.name) }\nrule b { on play  allow }\n",
+        vendors,
+        functions,
+    )
     event = Event(vendor="testvendor", action="play", stream="s")
     for explain in (False, True):
         decision = policy.decide(event, EMPTY_STATE, explain=explain)
@@ -67,8 +78,9 @@ def test_a_failing_allow_before_the_first_match_denies(vendors, functions) -> No
 
 
 def test_version_follows_data_files(tmp_path: Path, vendors, functions) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "a.policy").write_text('let keys = lines("keys.txt")\n'
-                                       "rule r { on publish allow if params.key in keys }\n")
+    (tmp_path / "a.policy").write_text(
+        'let keys = lines("keys.txt")\nrule r { on publish allow if params.key in keys }\n'
+    )
     (tmp_path / "keys.txt").write_text("k1\n")
     first = compile_policies([tmp_path], vendors=vendors, functions=functions, env={})
     (tmp_path / "keys.txt").write_text("k1\nk2\n")
@@ -80,8 +92,12 @@ def test_version_follows_data_files(tmp_path: Path, vendors, functions) -> None:
 
 
 def test_files_in_a_directory_load_in_name_order(tmp_path: Path, vendors, functions) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "b.policy").write_text('rule from_b { on publish from testvendor allow with { rename: "b" } }\n')
-    (tmp_path / "a.policy").write_text('rule from_a { on publish from testvendor allow with { rename: "a" } }\n')
+    (tmp_path / "b.policy").write_text(
+        'rule from_b { on publish from testvendor allow with { rename: "b" } }\n'
+    )
+    (tmp_path / "a.policy").write_text(
+        'rule from_a { on publish from testvendor allow with { rename: "a" } }\n'
+    )
     policy = compile_policies([tmp_path], vendors=vendors, functions=functions, env={})
     decision = policy.decide(Event(vendor="testvendor", action="publish"), EMPTY_STATE)
     assert decision.rule == "from_a" and decision.response == {"rename": "a"}

@@ -105,6 +105,10 @@ def _pairs(ctx: LoadContext, name: str) -> dict[str, str]:
     return mapping
 
 
+def _values(ctx: LoadContext, mapping: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(mapping.values())
+
+
 def _env(ctx: LoadContext, name: str) -> Secret:
     value = ctx.env.get(name)
     if not value:
@@ -227,6 +231,14 @@ BUILTINS: dict[str, Builtin] = {
             Type.MAP,
             _pairs,
             "a map from the `key value` lines of a file",
+            at_load=True,
+        ),
+        Builtin(
+            "values",
+            (Type.MAP,),
+            Type.STRING_SET,
+            _values,
+            "the set of values of a map, e.g. the public names of `pairs`",
             at_load=True,
         ),
         Builtin(

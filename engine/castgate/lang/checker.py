@@ -328,8 +328,12 @@ class _Checker:
             hint = did_you_mean(pair.key, known) or "no loaded vendor can render it"
         who = ", ".join(unable) if unable else "any loaded vendor"
         scope = " (a rule without `from` applies to every vendor)" if every_vendor and able else ""
-        self.error(Code.UNRENDERABLE_KEY, pair.span,
-                   f"`{pair.key}` cannot be rendered by {who}{scope}", hint)
+        self.error(
+            Code.UNRENDERABLE_KEY,
+            pair.span,
+            f"`{pair.key}` cannot be rendered by {who}{scope}",
+            hint,
+        )
 
     def check_field_type(self, pair: ast.Pair, spec: ResponseField, value_type: Type) -> None:
         wanted = Type.from_name(spec.type)

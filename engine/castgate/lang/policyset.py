@@ -118,7 +118,6 @@ class PolicySet:
         decision = self._decided_from(found, outcome, event, state)
         return replace(decision, trace=tuple(traces))
 
-
     @staticmethod
     def _decided_from(
         found: _Candidates,
@@ -140,7 +139,7 @@ class PolicySet:
             if result:
                 try:
                     return _allowed(rule, event, state)
-                except Exception as err:  # noqa: BLE001
+                except Exception as err:
                     return _failure(rule, err)
         return DEFAULT_DENY
 

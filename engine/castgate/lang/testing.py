@@ -132,8 +132,9 @@ def _run_case(
     name = str(case.get("name") or f"case {number}")
     expect = case.get("expect")
     if not isinstance(expect, dict) or not expect:
-        return CaseResult(file, name, False, "`expect` must name at least one of "
-                          + ", ".join(_EXPECTABLE))
+        return CaseResult(
+            file, name, False, "`expect` must name at least one of " + ", ".join(_EXPECTABLE)
+        )
     unknown = set(expect) - set(_EXPECTABLE)
     if unknown:
         return CaseResult(file, name, False, f"unknown expect key(s): {', '.join(sorted(unknown))}")
@@ -164,6 +165,4 @@ def _plain(value: Any) -> Any:
 def _diff(wanted: Mapping[str, Any], got: Mapping[str, Any]) -> str:
     expected = json.dumps(wanted, indent=2, sort_keys=True, default=str).splitlines()
     actual = json.dumps(got, indent=2, sort_keys=True, default=str).splitlines()
-    return "\n".join(
-        difflib.unified_diff(expected, actual, "expected", "actual", lineterm="")
-    )
+    return "\n".join(difflib.unified_diff(expected, actual, "expected", "actual", lineterm=""))
