@@ -12,7 +12,10 @@ from castgate.lang.tokens import secure_link
 from castgate.lang.values import Secret
 
 REPO = Path(__file__).resolve().parent.parent
-POLICY = 'let keys = lines("keys.txt")\nrule keyed { on publish from nginx_rtmp  allow if params.key in keys }\n'
+POLICY = (
+    'let keys = lines("keys.txt")\n'
+    "rule keyed { on publish from nginx_rtmp  allow if params.key in keys }\n"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -169,6 +169,7 @@ def _shown_data_files() -> dict[str, str]:
 DATA_FILES = {
     "studio.txt": "# Studio encoders\n10.20.0.0/16\n2001:db8:10::/48\n192.0.2.10   # the van\n",
     "stream-keys.txt": "# contributor keys\nk-7d3f9a21\nk-51c0e8b4\n",
+    "revoked-keys.txt": "k-00000000\n",
     # Only read at load; the examples never verify a token with it.
     "keys/issuer.pem": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
     "bad-networks.txt": "10.0.0.0/8\n10.1.2.3/16\n",

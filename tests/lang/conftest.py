@@ -4,7 +4,7 @@ interfaces, so the language is tested without depending on any vendor plugin."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from starlette.requests import Request
@@ -27,7 +27,7 @@ class TestVendor(Vendor):
     __test__ = False
     name = "testvendor"
     actions = ACTIONS
-    response_fields = {
+    response_fields: ClassVar[Mapping[str, ResponseField]] = {
         "rename": ResponseField("string", "a new stream name"),
         "tags": ResponseField("list"),
         "meta": ResponseField("object"),
@@ -54,7 +54,7 @@ class OtherVendor(TestVendor):
     __test__ = False
     name = "othervendor"
     actions = frozenset({"publish", "play"})
-    response_fields: Mapping[str, ResponseField] = {}
+    response_fields: ClassVar[Mapping[str, ResponseField]] = {}
 
 
 def _fail(value: object) -> object:

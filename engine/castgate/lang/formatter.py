@@ -337,7 +337,7 @@ class _Printer:
                 # Stricter than precedence needs: `not (a == b)`, never `not a == b`.
                 if isinstance(operand, ast.Not):
                     return _cat("not ", self.expression(operand))
-                return _cat("not ", self.expression(operand))
+                return _cat("not ", self.operand(operand, _POSTFIX))
             case ast.Compare(op=op, left=left, right=right):
                 return _cat(
                     self.operand(left, _ADD),
@@ -348,7 +348,7 @@ class _Printer:
                 return _cat(self.operand(left, _ADD), " + ", self.operand(right, _POSTFIX))
             case ast.Attr(target=target, name=name):
                 # `(10.0.0.1).x`: without them the address would read back as other tokens.
-                tightest = _ATOM + 1 if isinstance(target, ast.Address) else _POSTFIX
+                tightest = _POSTFIX if isinstance(target, ast.Address) else _POSTFIX
                 return _cat(self.operand(target, tightest), ".", name)
             case ast.Index(target=target, key=key):
                 return _cat(self.operand(target, _POSTFIX), "[", self.expression(key), "]")
