@@ -972,17 +972,17 @@ def comparisons(draw: st.DrawFn, flag: bool = True) -> Src:
     return draw(binary(field("client.ip"), "==", atom('"10.1.2.3"'), COMPARE))
 
 
-def conditions(depth: int = 3, flag: bool = True) -> st.SearchStrategy[Src]:
-    if depth == 0:
-        return comparisons(flag)
+@st.composite
+def conditions(draw: st.DrawFn, depth: int = 3, flag: bool = True) -> Src:
+    """A condition: tests combined with `and`, `or` and `not`, up to ``depth`` deep."""
+    kind = draw(st.integers(0, 4)) if depth else 0
+    if kind == 0:
+        return draw(comparisons(flag))
     inner = conditions(depth - 1, flag)
-    return st.one_of(
-        comparisons(flag),
-        inner.flatmap(lambda s: st.builds(lambda g: Src(("not", *g), NOT), grouped(s, NOT))),
-        st.tuples(inner, st.sampled_from([OR, AND]), inner).flatmap(
-            lambda t: binary(t[0], "or" if t[1] == OR else "and", t[2], t[1])
-        ),
-    )
+    if kind == 1:
+        return Src(("not", *draw(grouped(draw(inner), NOT))), NOT)
+    op, precedence = draw(st.sampled_from([("or", OR), ("and", AND)]))
+    return draw(binary(draw(inner), op, draw(inner), precedence))
 
 
 @st.composite
@@ -1168,56 +1168,44 @@ LEAVES = [
 ]
 
 
-def expressions(depth: int = 4) -> st.SearchStrategy[Src]:
-    leaves = st.one_of(
-        st.sampled_from(LEAVES).map(atom),
-        windows(),
-        st.just(atom("[", "]")),
-        st.just(atom("{", "}")),
-    )
-    if depth == 0:
-        return leaves
+@st.composite
+def expressions(draw: st.DrawFn, depth: int = 4) -> Src:
+    kind = draw(st.integers(0, 9)) if depth else 0
+    if kind == 0:
+        leaf = draw(st.integers(0, 3))
+        if leaf == 0:
+            return draw(windows())
+        return atom(*draw(st.sampled_from([*LEAVES, "[ ]", "{ }"])).split())
     inner = expressions(depth - 1)
-    operators = st.sampled_from(
-        [
-            ("or", OR),
-            ("and", AND),
-            *((op, COMPARE) for op in ["==", "!=", "<", "in", "not in", "matches", "contains"]),
-            ("+", ADD),
-        ]
-    )
-    return st.one_of(
-        leaves,
-        st.tuples(inner, operators, inner).flatmap(lambda t: binary(t[0], t[1][0], t[2], t[1][1])),
-        inner.flatmap(lambda s: st.builds(lambda g: Src(("not", *g), NOT), grouped(s, NOT))),
-        inner.flatmap(
-            lambda s: st.builds(
-                lambda g, name: Src((*g, ".", name), POSTFIX),
-                grouped(s, POSTFIX),
-                st.sampled_from(["x", "not", "rule"]),
+    if kind <= 4:
+        op, precedence = draw(
+            st.sampled_from(
+                [
+                    ("or", OR),
+                    ("and", AND),
+                    *((op, COMPARE) for op in ["==", "<=", "in", "not in", "startswith"]),
+                    ("+", ADD),
+                ]
             )
-        ),
-        st.tuples(inner, inner).flatmap(
-            lambda t: st.builds(
-                lambda g: Src((*g, "[", *t[1].tokens, "]"), POSTFIX), grouped(t[0], POSTFIX)
-            )
-        ),
-        st.tuples(inner, st.lists(inner, max_size=3)).flatmap(
-            lambda t: st.builds(
-                lambda g: Src(
-                    (*g, "(", *_joined([a.tokens for a in t[1]]), ")"),
-                    POSTFIX,
-                ),
-                grouped(t[0], POSTFIX),
-            )
-        ),
-        st.lists(inner, max_size=3).map(
-            lambda xs: atom("[", *_joined([x.tokens for x in xs]), "]")
-        ),
-        st.lists(st.tuples(st.sampled_from(["k", '"k-2"', "not"]), inner), max_size=2).map(
-            lambda ps: atom("{", *_joined([(k, ":", *v.tokens) for k, v in ps]), "}")
-        ),
-    )
+        )
+        return draw(binary(draw(inner), op, draw(inner), precedence))
+    if kind == 5:
+        return Src(("not", *draw(grouped(draw(inner), NOT))), NOT)
+    if kind == 6:
+        target = draw(grouped(draw(inner), POSTFIX))
+        return Src((*target, ".", draw(st.sampled_from(["x", "not", "rule"]))), POSTFIX)
+    if kind == 7:
+        target = draw(grouped(draw(inner), POSTFIX))
+        return Src((*target, "[", *draw(inner).tokens, "]"), POSTFIX)
+    if kind == 8:
+        target = draw(grouped(draw(inner), POSTFIX))
+        arguments = draw(st.lists(inner, max_size=3))
+        return Src((*target, "(", *_joined([a.tokens for a in arguments]), ")"), POSTFIX)
+    if draw(st.booleans()):
+        return atom("[", *_joined([x.tokens for x in draw(st.lists(inner, max_size=3))]), "]")
+    keys = st.sampled_from(["k", '"k-2"', "not", '"k"'])
+    pairs = draw(st.lists(st.tuples(keys, inner), max_size=2, unique_by=lambda p: p[0]))
+    return atom("{", *_joined([(k, ":", *v.tokens) for k, v in pairs]), "}")
 
 
 def _joined(parts: list[tuple[str, ...]]) -> list[str]:

@@ -8,6 +8,7 @@ functions run per decision and receive the event and the session state first.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ from castgate.lang.tokens import secure_link, verify_jwt
 from castgate.lang.types import Type
 from castgate.lang.values import MISSING, Missing, Secret
 from castgate.state import SessionView
+
+#: Text that reads as a number: plain decimal, optional sign and fraction.
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 class LoadError(Exception):
@@ -150,12 +154,8 @@ def _number(event: Event, state: SessionView, value: object) -> object:
         return MISSING
     if isinstance(value, int | float):
         return value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return MISSING
-        return int(number) if number.is_integer() and "." not in value else number
+    if isinstance(value, str) and DECIMAL.fullmatch(value):
+        return float(value) if "." in value else int(value)
     return MISSING
 
 

@@ -14,6 +14,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -659,6 +660,17 @@ class _Checker:
                     node.span,
                     f"comparing a {left} with a {right} is never true",
                 )
+            for side in (node.left, node.right):
+                block = self.notes.const(side)
+                if isinstance(block, IPv4Network | IPv6Network) and (
+                    block.prefixlen < block.max_prefixlen
+                ):
+                    self.error(
+                        Code.TYPE_MISMATCH,
+                        side.span,
+                        f"an address never equals the block `{block.with_prefixlen}`",
+                        f"to test membership, write `... in {block.with_prefixlen}`",
+                    )
             if {left, right} == {Type.IP, Type.STRING}:
                 self.check_address_literal(node.right if right is Type.STRING else node.left)
         elif op in ("<", "<=", ">", ">="):

@@ -16,7 +16,7 @@ from typing import Any
 from castgate.events import Decision, Effect, Event
 from castgate.lang import ast
 from castgate.lang.addresses import IpSet, address_key
-from castgate.lang.builtins import Builtin
+from castgate.lang.builtins import DECIMAL, Builtin
 from castgate.lang.checker import (
     NOT_CONSTANT,
     CheckedPolicy,
@@ -61,7 +61,7 @@ class _Compiler:
         self.lets: dict[ast.Let, Fn] = {}
 
     def rule(self, rule: CheckedRule) -> CompiledRule:
-        condition = self.expr(rule.condition) if rule.condition is not None else None
+        condition = self.condition(rule.condition) if rule.condition is not None else None
         response = None
         decision = None
         if rule.kind == "deny":
@@ -106,19 +106,27 @@ class _Compiler:
             case ast.ObjectExpr(pairs=pairs):
                 return _object([(p.key, self.expr(p.value)) for p in pairs])
             case ast.Not(operand=operand):
-                inner = self.expr(operand)
+                inner = self.condition(operand)
                 return lambda e, s: not inner(e, s)
             case ast.Logical(op="and", left=left, right=right):
-                a, b = self.expr(left), self.expr(right)
+                a, b = self.condition(left), self.condition(right)
                 return lambda e, s: bool(a(e, s)) and bool(b(e, s))
             case ast.Logical(left=left, right=right):
-                a, b = self.expr(left), self.expr(right)
+                a, b = self.condition(left), self.condition(right)
                 return lambda e, s: bool(a(e, s)) or bool(b(e, s))
             case ast.Compare():
                 return self.compare(node)
             case ast.Add(left=left, right=right):
-                return _add(self.expr(left), self.expr(right))
+                return _add(self.expr(left), self.expr(right), self.notes.types[node])
         raise AssertionError(f"cannot compile {node!r}")
+
+    def condition(self, node: ast.Expr) -> Fn:
+        """``node`` as a condition. Vendor data (type any) holds only when it is boolean true:
+        the text ``"false"`` or a non-empty list is not a yes."""
+        test = self.expr(node)
+        if self.notes.types[node] is Type.ANY:
+            return lambda e, s: test(e, s) is True
+        return test
 
     def reference(self, node: ast.Name | ast.Attr) -> Fn:
         ref = self.notes.refs[node]
@@ -158,7 +166,7 @@ class _Compiler:
                 and isinstance(right_const, ipaddress.IPv4Network | ipaddress.IPv6Network)
             ):
                 equal = _address_equal(left, self.expr(node.right))
-            elif isinstance(right_const, str):
+            elif isinstance(right_const, str) and self.notes.types[node.left] is Type.STRING:
                 equal = _equal_constant(left, right_const)
             else:
                 equal = _equal(left, self.expr(node.right))
@@ -291,10 +299,15 @@ def _object(pairs: list[tuple[str, Fn]]) -> Fn:
     return build
 
 
-def _add(left: Fn, right: Fn) -> Fn:
+def _add(left: Fn, right: Fn, result: Type) -> Fn:
+    """``+`` as its checked type says: a number sum reads numeric text as numbers (``"5" + 1``
+    is 6), a string join writes numbers as text; for vendor data on both sides, text joins."""
+
     def add(e: Event, s: SessionView) -> Any:
         a, b = left(e, s), right(e, s)
-        if a is MISSING or b is MISSING:
+        if result in (Type.NUMBER, Type.DURATION):
+            a, b = _number_of(a), _number_of(b)
+        if a is MISSING or b is MISSING or isinstance(a, bool) or isinstance(b, bool):
             return MISSING
         if isinstance(a, str) or isinstance(b, str):
             return f"{_text(a)}{_text(b)}"
@@ -344,18 +357,21 @@ def _plugin_call(impl: Callable[..., Any], args: list[Fn]) -> Fn:
 
 
 def _number_of(value: Any) -> Any:
-    """Vendor data arrives as text: ``"5"`` compares as 5 against a number."""
+    """Vendor data arrives as text: ``"5"`` compares as 5 against a number. Only plain decimal
+    text counts: ``"1e3"``, ``"inf"``, ``"1_000"`` and ``" 5"`` are not numbers."""
     if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return MISSING
+        return float(value) if DECIMAL.fullmatch(value) else MISSING
     return value
 
 
 def _loosely_equal(a: Any, b: Any) -> bool:
     if a is MISSING or b is MISSING:
         return False
+    # Constant lists are tuples; vendor data has lists. They compare by their items.
+    if isinstance(a, tuple):
+        a = list(a)
+    if isinstance(b, tuple):
+        b = list(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, str):

@@ -36,7 +36,6 @@ class Code(StrEnum):
     UNKNOWN_ZONE = "E306"
     BAD_TIME = "E307"
     SECRET_MISUSE = "E308"
-    BAD_NUMBER = "E309"
     # E4xx: files and the environment
     FILE_UNREADABLE = "E401"
     PATH_ESCAPES = "E402"
