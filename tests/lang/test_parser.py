@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +132,35 @@ def test_duration_literals() -> None:
     assert duration_seconds("1h30m") == 5400
     assert duration_seconds("500ms") == 0.5
     assert duration_seconds("1d") == 86400
+
+
+@pytest.mark.parametrize("depth", [150, 600, 5000])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda n: "let x = " + " or ".join(["has(params.a)"] * n),
+        lambda n: "let x = " + "not " * n + "has(params.a)",
+        lambda n: "let x = " + "[" * n + "]" * n,
+    ],
+    ids=["or-chain", "not-chain", "lists"],
+)
+def test_deep_nesting_is_a_policy_error(depth: int, shape: Callable[[int], str]) -> None:
+    with pytest.raises(PolicyError) as raised:
+        compile_sources([("deep.policy", shape(depth), Path())], vendors={}, functions={}, env={})
+    assert "nested" in raised.value.diagnostics[0].message
+
+
+def test_redundant_parentheses_do_not_nest() -> None:
+    policy = compile_sources(
+        [
+            (
+                "parens.policy",
+                "rule r { on play  allow if " + "(" * 5000 + "true" + ")" * 5000 + " }",
+                Path("."),
+            )
+        ],
+        vendors={},
+        functions={},
+        env={},
+    )
+    assert [rule.name for rule in policy.rules] == ["r"]

@@ -90,7 +90,7 @@ class ListExpr(Node):
 @dataclass(frozen=True, slots=True, eq=False)
 class Pair(Node):
     key: str
-    #: Whether the key was written quoted (``"x-y": 1``), which the formatter keeps.
+    #: Whether the key was written quoted (``"x-y": 1``).
     quoted: bool
     value: Expr
 

@@ -2,27 +2,30 @@
 
 The formatter parses a file and prints the syntax tree again, so the output depends only on what
 the policy says and on its comments, never on how it was laid out. Formatting is idempotent and
-never changes meaning: the printed policy parses to the same tree (up to redundant parentheses).
+never changes meaning: the printed policy parses to the same tree, up to redundant parentheses,
+merged selectors and the quoting of keys and selector words.
 
 Canonical form
 --------------
 
 Layout
 
-- Top-level items (``let`` and ``rule``) are separated by exactly one blank line. The file ends
-  with exactly one newline; a file with nothing in it formats to nothing.
-- ``let name = expr`` is one line.
-- A rule is printed as its header ``rule name {``, one line per selector kind in the order
-  ``on``, ``from``, ``app``, the effect line, and ``}``, with a two-space indent inside the braces::
+- Top-level items (``let`` and ``rule``) are separated by exactly one blank line, except that
+  ``let`` lines written on consecutive lines with no comment between them stay a block. The file ends with exactly one
+  newline; a file with nothing in it formats to nothing.
+- ``let name = expr`` is one line (unless it is too long, below).
+- A rule is its header ``rule name {``, one selector line, the effect line and ``}``, with a
+  two-space indent inside the braces::
 
       rule ladder {
         on publish, update from nginx_rtmp app live
-        allow with { manifestID: stream.name, presets: ["P720p30fps16x9"] } if params.key in keys
+        allow with { manifestID: stream.name } if params.key in keys and now in showtime
       }
 
-  (The selectors are shown on one line above only for brevity; they are printed one per line.)
-  Repeated selectors of one kind are merged into one (``on publish`` + ``on play`` becomes
-  ``on publish, play``); their words keep their order.
+  Selectors come in the order ``on``, ``from``, ``app``; repeated selectors of one kind are
+  merged into one (``on publish`` and ``on play`` become ``on publish, play``), their words in
+  the order written. A rule without selectors has no selector line. When the selector line would
+  be longer than 100 columns, each kind gets a line of its own instead.
 - One space around binary operators and after commas and colons; ``not in`` is written with a
   space; object literals have a space inside their braces (``{ a: 1 }``), lists and calls do not
   (``[1, 2]``, ``f(x)``); empty ones are ``{}``, ``[]`` and ``f()``. Keywords are lowercase.
@@ -80,12 +83,12 @@ written beside. A comment's text is kept, without trailing whitespace.
   lines go. Comments after the last item stay at the end of the file the same way.
 - A comment at the end of the last line of a ``let``, of the ``rule name {`` line, of a selector,
   of the effect or of the closing ``}`` stays at the end of that line, after two spaces.
-- Other comments inside a rule go on their own line, indented, before the line they preceded
-  (a comment before ``from`` moves with the ``from`` line when selectors are reordered); comments
-  after the effect stay before the closing ``}``.
+- Other comments inside a rule go on their own line, indented, before the line they preceded;
+  comments after the effect stay before the closing ``}``. (With one line per selector kind, a
+  comment before ``from`` moves with the ``from`` line when selectors are reordered.)
 - Comments inside a multi-line expression move to the line above the ``let`` or effect line.
-  When merging selectors brings more than one end-of-line comment to one line, they all go above
-  it.
+- When merging selectors brings more than one end-of-line comment to one line, they all go on
+  lines of their own above it.
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ INDENT = 2
 CONTINUATION = 4
 
 _SELECTOR_ORDER = ("on", "from", "app")
+#: A place in the source: 1-based line and column.
+Pos: TypeAlias = tuple[int, int]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRING = re.compile(r'"([^"\\\n]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"')
 
@@ -348,7 +353,7 @@ class _Printer:
                 return _cat(self.operand(left, _ADD), " + ", self.operand(right, _POSTFIX))
             case ast.Attr(target=target, name=name):
                 # `(10.0.0.1).x`: without them the address would read back as other tokens.
-                tightest = _POSTFIX if isinstance(target, ast.Address) else _POSTFIX
+                tightest = _ATOM + 1 if isinstance(target, ast.Address) else _POSTFIX
                 return _cat(self.operand(target, tightest), ".", name)
             case ast.Index(target=target, key=key):
                 return _cat(self.operand(target, _POSTFIX), "[", self.expression(key), "]")
@@ -386,8 +391,6 @@ class _Printer:
 
 
 # Comments ---------------------------------------------------------------------------------------
-
-Pos: TypeAlias = tuple[int, int]
 
 
 def _start(span: ast.Span) -> Pos:
@@ -432,7 +435,7 @@ def _place(comment: ast.Comment, spans: list[tuple[Pos, Pos]]) -> tuple[int, boo
     ``(index, False)`` to lead it (it is inside it, or between it and the one before). ``None``
     when it comes after them all on a line of its own."""
     where = _at(comment)
-    index = bisect_right([start for start, _ in spans], where) - 1
+    index = bisect_right(spans, where, key=lambda span: span[0]) - 1
     if index >= 0:
         end = spans[index][1]
         if where < end:
@@ -485,16 +488,16 @@ class _Formatter:
             brace = braces[index]
             if trails:
                 slots[index].trailing.append(comment)
-            elif brace is not None and spans[index][0] < _at(comment) and brace < _at(comment):
+            elif brace is not None and brace < _at(comment):
                 inside[index].append(comment)  # placed among the rule's lines
             else:
                 slots[index].leading.append(comment)
 
         out: list[str] = []
         for index, item in enumerate(items):
-            if out:
-                out.append("")
             slot = slots[index]
+            if out and not _grouped_lets(items[index - 1], item, self.policy):
+                out.append("")
             out.extend(_spaced(slot.leading, None, item.span.line))
             if isinstance(item, ast.Let):
                 lines = _render(self.printer.let(item), 0)
@@ -570,3 +573,15 @@ class _Formatter:
         lines.extend(closing.before(INDENT))
         lines.append("}")
         return lines
+
+
+def _grouped_lets(
+    before: ast.Let | ast.Rule, item: ast.Let | ast.Rule, policy: ast.PolicyFile
+) -> bool:
+    """Whether ``item`` continues a block of ``let`` lines: both are lets, on adjacent lines, with
+    no comment above or inside ``item`` (those would be printed above it, splitting the block)."""
+    if not (isinstance(before, ast.Let) and isinstance(item, ast.Let)):
+        return False
+    if item.span.line != before.span.end_line + 1:
+        return False
+    return not any(before.span.end_line < c.span.line < item.span.end_line for c in policy.comments)

@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 import re
 from contextvars import ContextVar
+from dataclasses import fields, is_dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 from lark.tree import Meta
 
 from castgate.lang import ast
@@ -39,9 +46,28 @@ def _lark() -> Lark:
     )
 
 
+#: How deeply expressions may nest. Real policies stay far below; the checker and compiler walk
+#: trees recursively, so a bound here keeps them within Python's recursion limit.
+MAX_NESTING = 100
+
+
 def parse_policy(source: str, path: str) -> ast.PolicyFile:
     """Parse one policy file. Raises :class:`PolicyError` with every syntax error found."""
     items, comments, errors = _parse_items(source, path)
+    for item in items:
+        too_deep = _nested_beyond(item, MAX_NESTING)
+        if too_deep is not None:
+            errors.append(
+                Diagnostic(
+                    Code.SYNTAX,
+                    f"an expression is nested more than {MAX_NESTING} levels deep",
+                    path,
+                    too_deep.line,
+                    too_deep.column,
+                    _line_of(source, too_deep.line),
+                    hint="split it into named parts with `let`",
+                )
+            )
     if errors:
         raise PolicyError(errors)
     return ast.PolicyFile(path=path, source=source, items=items, comments=comments)
@@ -59,14 +85,28 @@ def _parse_items(
     return items, comments, []
 
 
+class _TooDeep(UnexpectedInput):
+    """An expression nested beyond what the tree builder can walk, reported like a syntax error."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("expression nested too deeply")
+        self.line = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
+        self.column = 1
+        self.pos_in_stream = 0
+
+
 def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...]]:
     collected: list[Token] = []
     token = _comments.set(collected)
     try:
         tree = _lark().parse(text)
+        items = tuple(_Builder().transform(tree).children)
+    except (RecursionError, VisitError) as err:
+        if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
+            raise
+        raise _TooDeep(text) from None
     finally:
         _comments.reset(token)
-    items = tuple(_Builder().transform(tree).children)
     comments = tuple(ast.Comment(_token_span(t), str(t)) for t in collected)
     return items, comments
 
@@ -87,6 +127,25 @@ def _errors_per_statement(source: str, path: str, first: UnexpectedInput) -> lis
         except UnexpectedInput as err:
             errors.append(_diagnostic(err, source, path))
     return errors or [_diagnostic(first, source, path)]
+
+
+def _nested_beyond(item: ast.Let | ast.Rule, limit: int) -> ast.Span | None:
+    """Where ``item`` nests deeper than ``limit``, found without recursing."""
+    stack: list[tuple[object, int]] = [(item, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit and isinstance(node, ast.Node):
+            return node.span
+        children = (
+            node
+            if isinstance(node, tuple)
+            else ([getattr(node, f.name) for f in fields(node)] if is_dataclass(node) else [])
+        )
+        step = 0 if isinstance(node, tuple) else 1
+        stack.extend(
+            (child, depth + step) for child in children if isinstance(child, ast.Node | tuple)
+        )
+    return None
 
 
 # Lark errors -> diagnostics ---------------------------------------------------------------------
@@ -166,6 +225,16 @@ def _diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
             len(_line_of(source, end_line).rstrip()) + 1,
             _line_of(source, end_line),
             hint="is a `}` or `)` missing?",
+        )
+    if isinstance(err, _TooDeep):
+        return Diagnostic(
+            Code.SYNTAX,
+            "an expression is nested too deeply",
+            path,
+            line,
+            column,
+            source_line,
+            hint="split it into named parts with `let`",
         )
     assert isinstance(err, UnexpectedToken)
     token = err.token
