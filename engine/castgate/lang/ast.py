@@ -90,8 +90,6 @@ class ListExpr(Node):
 @dataclass(frozen=True, slots=True, eq=False)
 class Pair(Node):
     key: str
-    #: Whether the key was written quoted (``"x-y": 1``).
-    quoted: bool
     value: Expr
 
 
@@ -182,7 +180,6 @@ class Word(Node):
     """A name in a selector (``on publish``, ``from livepeer``, ``app live``)."""
 
     text: str
-    quoted: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -11,8 +11,8 @@ Canonical form
 Layout
 
 - Top-level items (``let`` and ``rule``) are separated by exactly one blank line, except that
-  ``let`` lines written on consecutive lines with no comment between them stay a block. The file ends with exactly one
-  newline; a file with nothing in it formats to nothing.
+  ``let`` lines written on consecutive lines with no comment between them stay a block. The
+  file ends with exactly one newline; a file with nothing in it formats to nothing.
 - ``let name = expr`` is one line (unless it is too long, below).
 - A rule is its header ``rule name {``, one selector line, the effect line and ``}``, with a
   two-space indent inside the braces::

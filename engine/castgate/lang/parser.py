@@ -88,6 +88,10 @@ def _parse_items(
 class _TooDeep(UnexpectedInput):
     """An expression nested beyond what the tree builder can walk, reported like a syntax error."""
 
+    line: int
+    column: int
+    pos_in_stream: int
+
     def __init__(self, text: str) -> None:
         super().__init__("expression nested too deeply")
         self.line = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
@@ -328,9 +332,7 @@ class _Builder(Transformer[Token, Any]):
             _span(meta),
             kind,
             tuple(
-                ast.Word(_token_span(w), json.loads(str(w)), True)
-                if w.type == "STRING"
-                else ast.Word(_token_span(w), str(w))
+                ast.Word(_token_span(w), json.loads(str(w)) if w.type == "STRING" else str(w))
                 for w in words
             ),
         )
@@ -456,9 +458,8 @@ class _Builder(Transformer[Token, Any]):
 
     def pair(self, meta: Meta, c: list[Any]) -> ast.Pair:
         key, value = c
-        if key.type == "STRING":
-            return ast.Pair(_span(meta), json.loads(str(key)), True, value)
-        return ast.Pair(_span(meta), str(key), False, value)
+        text = json.loads(str(key)) if key.type == "STRING" else str(key)
+        return ast.Pair(_span(meta), text, value)
 
     # time windows
 
