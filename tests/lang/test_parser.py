@@ -156,7 +156,7 @@ def test_redundant_parentheses_do_not_nest() -> None:
             (
                 "parens.policy",
                 "rule r { on play  allow if " + "(" * 5000 + "true" + ")" * 5000 + " }",
-                Path("."),
+                Path(),
             )
         ],
         vendors={},

@@ -78,25 +78,20 @@ def _parse_items(
 ) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...], list[Diagnostic]]:
     try:
         items, comments = _parse_text(source)
-    except UnexpectedInput as first:
+    except (UnexpectedInput, _TooDeep) as first:
         # Report every broken statement, not only the first: parse each top-level statement on
         # its own. Statements start at a line whose first word is `rule` or `let`.
         return (), (), _errors_per_statement(source, path, first)
     return items, comments, []
 
 
-class _TooDeep(UnexpectedInput):
+class _TooDeep(Exception):  # noqa: N818 - named for what it reports, like Lark's errors
     """An expression nested beyond what the tree builder can walk, reported like a syntax error."""
-
-    line: int
-    column: int
-    pos_in_stream: int
 
     def __init__(self, text: str) -> None:
         super().__init__("expression nested too deeply")
         self.line = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
         self.column = 1
-        self.pos_in_stream = 0
 
 
 def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...]]:
@@ -118,7 +113,9 @@ def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Co
 _STATEMENT_START = re.compile(r"^[ \t]*(rule|let)\b", re.MULTILINE)
 
 
-def _errors_per_statement(source: str, path: str, first: UnexpectedInput) -> list[Diagnostic]:
+def _errors_per_statement(
+    source: str, path: str, first: UnexpectedInput | _TooDeep
+) -> list[Diagnostic]:
     starts = [m.start() for m in _STATEMENT_START.finditer(source)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
@@ -128,7 +125,7 @@ def _errors_per_statement(source: str, path: str, first: UnexpectedInput) -> lis
         chunk = "\n" * source.count("\n", 0, begin) + source[begin:end]
         try:
             _parse_text(chunk)
-        except UnexpectedInput as err:
+        except (UnexpectedInput, _TooDeep) as err:
             errors.append(_diagnostic(err, source, path))
     return errors or [_diagnostic(first, source, path)]
 
@@ -187,7 +184,7 @@ def _keyword(terminal: str) -> str | None:
     return None
 
 
-def _diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
+def _diagnostic(err: UnexpectedInput | _TooDeep, source: str, path: str) -> Diagnostic:
     line, column = max(err.line, 1), max(err.column, 1)
     source_line = _line_of(source, line)
     if isinstance(err, UnexpectedCharacters):
