@@ -10,7 +10,7 @@ import pluggy
 
 from castgate.events import ACTIONS, NOTIFICATIONS, Decision, Effect, Event, RuleTrace
 from castgate.lang.functions import PolicyFunction
-from castgate.vendor import MalformedRequest, ResponseField, Vendor
+from castgate.vendor import Batch, MalformedRequest, ResponseField, Vendor
 
 #: Decorator marking a plugin's hook implementations: ``@castgate.hookimpl``.
 hookimpl = pluggy.HookimplMarker("castgate")
@@ -18,6 +18,7 @@ hookimpl = pluggy.HookimplMarker("castgate")
 __all__ = [
     "ACTIONS",
     "NOTIFICATIONS",
+    "Batch",
     "Decision",
     "Effect",
     "Event",

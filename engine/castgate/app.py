@@ -31,7 +31,7 @@ from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
 from castgate.plugins import PluginError, Registry, load_plugins
 from castgate.settings import Settings
 from castgate.state import EMPTY_STATE, SessionView
-from castgate.vendor import MalformedRequest, Vendor
+from castgate.vendor import Batch, MalformedRequest, Vendor
 
 #: Webhook bodies are a few hundred bytes; anything near this is not a streaming server talking.
 MAX_BODY_BYTES = 1024 * 1024
@@ -134,6 +134,8 @@ async def hook(request: Request) -> Response:
 
     try:
         event = await vendor.parse(request, route)
+        if isinstance(event, Batch):
+            return _answer_batch(gate, vendor, event, started)
         if not isinstance(event, Event):
             raise TypeError(f"parse returned {type(event).__name__}, not a castgate.Event")
     except MalformedRequest as error:
@@ -156,6 +158,27 @@ async def hook(request: Request) -> Response:
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
     _after_answer(response, gate, event, decision, latency_ms)
+    return response
+
+
+def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
+    """Decide every event of a batch, answer once, and log each decision."""
+    decisions = [_decide(gate, event) for event in batch.events]
+    try:
+        response = vendor.render_batch(batch, decisions)
+        if not isinstance(response, Response):
+            raise TypeError(f"render_batch returned {type(response).__name__}, not a Response")
+    except Exception:
+        _log.exception(
+            "%s: vendor %r failed to answer a batch of %d events; answered 400",
+            gate.registry.provider_of(vendor.name).origin,
+            vendor.name,
+            len(batch.events),
+        )
+        response = PlainTextResponse("the answer could not be rendered", 400)
+    latency_ms = (time.perf_counter() - started) * 1000
+    for event, decision in zip(batch.events, decisions, strict=True):
+        _after_answer(response, gate, event, decision, latency_ms)
     return response
 
 

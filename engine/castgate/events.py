@@ -20,6 +20,8 @@ ACTIONS: frozenset[str] = frozenset(
         "connect",  # a client opened a connection (nginx-rtmp on_connect)
         "publish",  # a publisher wants to start (decision)
         "play",  # a viewer wants to start (decision)
+        "publish_started",  # a publish began without asking first (notification)
+        "play_started",  # a viewer began without asking first (notification)
         "update",  # a running session is re-checked (decision; deny ends the session)
         "publish_done",  # a publisher stopped (notification)
         "play_done",  # a viewer stopped (notification)
@@ -34,7 +36,16 @@ ACTIONS: frozenset[str] = frozenset(
 #: Of :data:`ACTIONS`, those that are always acknowledged: the stream is already gone or the vendor
 #: ignores the answer, so the policy is consulted only for the log, never to refuse.
 NOTIFICATIONS: frozenset[str] = frozenset(
-    {"publish_done", "play_done", "done", "record_done", "disconnect", "notify"}
+    {
+        "publish_started",
+        "play_started",
+        "publish_done",
+        "play_done",
+        "done",
+        "record_done",
+        "disconnect",
+        "notify",
+    }
 )
 
 

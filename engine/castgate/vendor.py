@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from starlette.requests import Request
@@ -23,6 +23,19 @@ class ResponseField:
 
     type: str
     doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several events in one request, such as Nimble's pay-per-view sync listing every viewer.
+
+    Each event is decided on its own (and logged and observed like any other); the vendor then
+    answers once for all of them with :meth:`Vendor.render_batch`.
+    """
+
+    events: tuple[Event, ...]
+    #: Whatever the vendor needs again to answer (envelope ids, a signature check's outcome).
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class MalformedRequest(Exception):  # noqa: N818 - reads as what happened, like KeyError
@@ -54,8 +67,9 @@ class Vendor(ABC):
     response_fields: ClassVar[Mapping[str, ResponseField]] = {}
 
     @abstractmethod
-    async def parse(self, request: Request, route: str) -> Event:
-        """Read one request into an :class:`Event`; raise :class:`MalformedRequest` if unusable."""
+    async def parse(self, request: Request, route: str) -> Event | Batch:
+        """Read one request into an :class:`Event` (or a :class:`Batch` of them); raise
+        :class:`MalformedRequest` if it is unusable."""
 
     @abstractmethod
     def render(self, decision: Decision, event: Event) -> Response:
@@ -66,6 +80,11 @@ class Vendor(ABC):
     def render_malformed(self, error: MalformedRequest, route: str) -> Response:
         """The answer for an unreadable request: a deny in the vendor's form for decision hooks,
         a 4xx with the reason for notifications."""
+
+    def render_batch(self, batch: Batch, decisions: Sequence[Decision]) -> Response:
+        """The one answer for a :class:`Batch`; ``decisions[i]`` is for ``batch.events[i]``.
+        Only vendors whose ``parse`` returns batches implement it."""
+        raise NotImplementedError(f"vendor {self.name!r} returned a Batch but cannot answer one")
 
     def validate_response(self, data: Mapping[str, Any]) -> list[str]:
         """Problems with response data beyond its type, one message each; empty when renderable.

@@ -1,0 +1,1 @@
+"""castgate vendor plugin: kls (being written)."""

@@ -1,0 +1,1 @@
+"""castgate vendor plugin: livepeer (being written)."""
