@@ -30,7 +30,8 @@ from castgate.lang import PolicyError, PolicySet, compile_policies
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
 from castgate.plugins import PluginError, Registry, load_plugins
 from castgate.settings import Settings
-from castgate.state import EMPTY_STATE, SessionView
+from castgate.state import lifetime_decision
+from castgate.state.memory import MemoryState
 from castgate.vendor import Batch, MalformedRequest, Vendor
 
 #: Webhook bodies are a few hundred bytes; anything near this is not a streaming server talking.
@@ -47,9 +48,8 @@ class Gate:
     settings: Settings
     registry: Registry
     policy: PolicySet
-    #: The session state policies read. The one seam for the session layer: until it lands this
-    #: is the empty state, so ``sessions.*`` counts are zero.
-    sessions: SessionView
+    #: Live sessions: what ``sessions.*`` in policies read, and what every decision updates.
+    sessions: MemoryState
 
 
 class StartupError(Exception):
@@ -68,7 +68,8 @@ def load_gate(settings: Settings) -> Gate:
         raise StartupError(str(error)) from None
     except PolicyError as error:
         raise StartupError(error.report()) from None
-    return Gate(settings, registry, policy, EMPTY_STATE)
+    sessions = MemoryState(idle=settings.session_idle, max_age=settings.session_max_age)
+    return Gate(settings, registry, policy, sessions)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -150,11 +151,7 @@ async def hook(request: Request) -> Response:
         malformed = MalformedRequest("the request could not be read")
         return _answer_malformed(gate, vendor, route, malformed, started)
 
-    decision = _decide(gate, event)
-    if decision.effect is Effect.ALLOW and decision.response:
-        problems = _response_problems(gate, vendor, decision.response)
-        if problems:
-            decision = _refusal(decision, "response data the vendor cannot send: " + problems)
+    decision = _decide(gate, vendor, event)
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
     _after_answer(response, gate, event, decision, latency_ms)
@@ -163,7 +160,7 @@ async def hook(request: Request) -> Response:
 
 def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
-    decisions = [_decide(gate, event) for event in batch.events]
+    decisions = [_decide(gate, vendor, event) for event in batch.events]
     try:
         response = vendor.render_batch(batch, decisions)
         if not isinstance(response, Response):
@@ -195,7 +192,27 @@ def _not_found(reason: str) -> Response:
     return PlainTextResponse(reason, 404)
 
 
-def _decide(gate: Gate, event: Event) -> Decision:
+def _decide(gate: Gate, vendor: Vendor, event: Event) -> Decision:
+    """Decide and record the outcome in the session state, with no await between the two: in
+    this process a count a decision read is still true when the session it admits is added."""
+    decision = _decided(gate, event)
+    if decision.effect is Effect.ALLOW and decision.response:
+        problems = _response_problems(gate, vendor, decision.response)
+        if problems:
+            decision = _refusal(decision, "response data the vendor cannot send: " + problems)
+    try:
+        gate.sessions.record(event, decision)
+    except Exception:
+        _log.exception("recording %s %s in the session state failed", event.vendor, event.action)
+    return decision
+
+
+def _decided(gate: Gate, event: Event) -> Decision:
+    session = gate.sessions.session_for(event) if event.action == "update" else None
+    if session is not None:
+        ended = lifetime_decision(session.ends, session.rule, event)
+        if ended is not None:
+            return ended
     try:
         return gate.policy.decide(event, gate.sessions, explain=gate.settings.explain)
     except Exception:

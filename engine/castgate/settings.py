@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ class Settings:
     log_format: str = field(default_factory=default_log_format)
     #: Attach the rule-by-rule trace to every decision (costs time; for debugging).
     explain: bool = False
+    #: Seconds after its last update that a session which was receiving updates ends by itself
+    #: (its done event was lost).
+    session_idle: float = 120.0
+    #: Seconds after which a session that never received an update ends by itself, for vendors
+    #: that send no updates.
+    session_max_age: float = 12 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +123,26 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false (1/0, yes/no, on/off), got {text!r}")
 
 
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``2m``, ``1h30m``, ``1d``."""
+    word = text.strip()
+    if _SECONDS_ONLY.fullmatch(word):
+        seconds = float(word)
+    elif _DURATION.fullmatch(word):
+        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(word))
+    else:
+        raise ValueError(f"expected a duration such as 90s, 2m or 1h30m, got {text!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero, got {text!r}")
+    return seconds
+
+
+_SECONDS_ONLY = re.compile(r"[0-9]+(\.[0-9]+)?")
+_DURATION = re.compile(r"([0-9]+(ms|s|m|h|d))+")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 def _integer(text: str, low: int, high: int) -> int:
     problem = f"expected a whole number from {low} to {high}, got {text!r}"
     try:
@@ -161,6 +188,8 @@ _SETTINGS = (
     _Setting("log_level", "CASTGATE_LOG_LEVEL", parse_log_level),
     _Setting("log_format", "CASTGATE_LOG_FORMAT", parse_log_format),
     _Setting("explain", "CASTGATE_EXPLAIN", parse_bool, lambda flag: "1" if flag else "0"),
+    _Setting("session_idle", "CASTGATE_SESSION_IDLE", parse_duration, lambda s: f"{s:g}"),
+    _Setting("session_max_age", "CASTGATE_SESSION_MAX_AGE", parse_duration, lambda s: f"{s:g}"),
 )
 
 #: The environment variable of each setting, by field name.

@@ -189,6 +189,10 @@ def _denials(event: Event, state: SessionView, key: object, window: float) -> in
     return state.rate("deny", str(key), window)
 
 
+def _returning(event: Event, state: SessionView, grace: float) -> bool:
+    return state.returning(event, grace)
+
+
 @dataclass(frozen=True, slots=True)
 class Builtin:
     name: str
@@ -313,6 +317,27 @@ BUILTINS: dict[str, Builtin] = {
             Type.NUMBER,
             _denials,
             "requests denied for a key (e.g. a client address) within a recent duration",
+        ),
+        Builtin(
+            "sessions.key_publishers",
+            (_ANY,),
+            Type.NUMBER,
+            _counter("publisher", "key"),
+            "live publishers using a stream key (the `key` param)",
+        ),
+        Builtin(
+            "sessions.key_viewers",
+            (_ANY,),
+            Type.NUMBER,
+            _counter("viewer", "key"),
+            "live viewers using a key (the `key` param)",
+        ),
+        Builtin(
+            "sessions.returning",
+            (Type.DURATION,),
+            Type.BOOL,
+            _returning,
+            "whether this publisher (same stream, address and key) was live within a grace time",
         ),
     )
 }

@@ -10,6 +10,8 @@ given under ``policy:`` (how the language's own semantics are pinned). Format::
       - name: a known key publishes
         event: {action: publish, stream: cam1, params: {key: k1}}
         state: {"publisher:stream:cam1": 0}  # live session counts, role:scope:key
+        rates: {"deny:192.0.2.1": 3}           # recent denials per key
+        returning: false                        # what sessions.returning(...) answers
         expect: {effect: allow, rule: keyed_ingest, response: {rename: public1}}
 
 ``expect`` compares only the keys it names; ``response`` must match exactly when given.
@@ -140,7 +142,11 @@ def _run_case(
         return CaseResult(file, name, False, f"unknown expect key(s): {', '.join(sorted(unknown))}")
     try:
         event = Event.from_dict(_plain({**defaults, **(case.get("event") or {})}))
-        state = FixedState(case.get("state") or {}, case.get("rates") or {})
+        state = FixedState(
+            case.get("state") or {},
+            case.get("rates") or {},
+            returning=bool(case.get("returning", False)),
+        )
     except (ValueError, TypeError, AttributeError) as err:
         return CaseResult(file, name, False, f"bad event: {err}")
     actual = policy.decide(event, state).to_dict()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from castgate.events import Decision, Effect, Event
+
 
 class SessionView(Protocol):
     """Read access to live sessions, as ``sessions.*`` policy functions use it."""
@@ -23,6 +25,11 @@ class SessionView(Protocol):
         ``window`` seconds."""
         ...
 
+    def returning(self, event: Event, grace: float) -> bool:
+        """Whether ``event`` is a publisher coming back: a live publisher session of the same
+        stream, address and key was seen within ``grace`` seconds."""
+        ...
+
 
 class FixedState:
     """A state with counts given up front, for policy tests and ``castgate eval``.
@@ -32,10 +39,15 @@ class FixedState:
     """
 
     def __init__(
-        self, counts: Mapping[str, int] | None = None, rates: Mapping[str, int] | None = None
+        self,
+        counts: Mapping[str, int] | None = None,
+        rates: Mapping[str, int] | None = None,
+        *,
+        returning: bool = False,
     ) -> None:
         self._counts = dict(counts or {})
         self._rates = dict(rates or {})
+        self._returning = returning
 
     def count(self, role: str, scope: str, key: str) -> int:
         if role == "any":
@@ -46,6 +58,16 @@ class FixedState:
 
     def rate(self, name: str, key: str, window: float) -> int:
         return self._rates.get(f"{name}:{key}", 0)
+
+    def returning(self, event: Event, grace: float) -> bool:
+        return self._returning
+
+
+def lifetime_decision(ends: float | None, rule: str | None, event: Event) -> Decision | None:
+    """The deny that ends a session on its first ``update`` past its lifetime, if it is past."""
+    if ends is None or event.action != "update" or event.time < ends:
+        return None
+    return Decision(Effect.DENY, "the session's lifetime has ended", rule)
 
 
 EMPTY_STATE = FixedState()
