@@ -224,3 +224,64 @@ def test_a_closing_time_window_cuts_the_stream_at_the_next_update(
     denied = _decision(stack, action="update", stream="windowed", effect="deny")
     assert denied["status"] == 403
     assert _decision(stack, action="publish_done", stream="windowed")["effect"] == "ack"
+
+
+SESSION_POLICY = """\
+let keys = lines("keys.txt")
+
+rule one_publisher_per_key {
+  on publish
+  deny "ExistStreamName" if sessions.key_publishers(params.key) >= 1
+}
+
+rule short_lived {
+  on publish app live
+  allow with { lifetime: 3s } if params.key == "k2"
+}
+
+rule keyed {
+  on publish, update
+  allow if params.key in keys
+}
+
+rule viewers {
+  on play, update
+  allow if action == "play" or role == "viewer"
+}
+"""
+
+
+def test_a_second_publisher_to_a_live_key_is_refused(processes: Processes, tmp_path: Path) -> None:
+    castgate = processes.castgate(_policies(tmp_path / "policies", SESSION_POLICY))
+    nginx = processes.nginx(castgate.hook_url, server_hooks=False)
+    stack = Stack(castgate, nginx, tmp_path)
+    with publishing(nginx.url("first", "key=k1"), tmp_path) as first:
+        assert first.stays_up(1.0), first.output()
+        second = publish(nginx.url("second", "key=k1"), tmp_path)
+        try:
+            assert second.ends_within(5), "a second publisher with a live key must be dropped"
+        finally:
+            second.stop()
+        assert first.alive()
+    refused = _decision(stack, action="publish", stream="second")
+    assert (refused["effect"], refused["reason"]) == ("deny", "ExistStreamName")
+    # once the first one's done event arrived, the key is free again
+    _decision(stack, action="publish_done", stream="first")
+    with publishing(nginx.url("third", "key=k1"), tmp_path) as third:
+        assert third.stays_up(1.0), third.output()
+    assert _decision(stack, action="publish", stream="third")["effect"] == "allow"
+
+
+def test_a_session_past_its_lifetime_is_cut_off_at_the_next_update(
+    processes: Processes, tmp_path: Path
+) -> None:
+    castgate = processes.castgate(_policies(tmp_path / "policies", SESSION_POLICY))
+    nginx = processes.nginx(castgate.hook_url, server_hooks=False)
+    stack = Stack(castgate, nginx, tmp_path)
+    with publishing(nginx.url("limited", "key=k2"), tmp_path) as publisher:
+        # lifetime 3 s, updates every 2 s: the update at ~4 s is the first past it
+        assert publisher.stays_up(2.5), publisher.output()
+        assert publisher.ends_within(5.0), "the publish outlived its lifetime"
+    assert _rule_is(_decision(stack, action="publish", stream="limited"), "short_lived")
+    ended = _decision(stack, action="update", stream="limited", effect="deny")
+    assert ended["reason"] == "the session's lifetime has ended"
