@@ -39,12 +39,15 @@ rule viewers {
 }
 """
 
+#: castgate's own vendor plugins, turned off so these tests see only the test vendor.
+BUILT_IN_VENDORS = frozenset({"nginx_rtmp", "livepeer", "antmedia", "kls", "nimble"})
+
 
 def settings_for(policy_dir: Path, **changes: Any) -> Settings:
     # The built-in nginx_rtmp plugin is left out so these tests exercise the app alone.
     return Settings(
         policies=(policy_dir,),
-        disabled_plugins=frozenset({"nginx_rtmp"}),
+        disabled_plugins=BUILT_IN_VENDORS,
         log_format="json",
         **changes,
     )
@@ -319,7 +322,7 @@ def test_the_app_factory_reads_its_settings_from_the_environment(
     site.install_testcam()
     (tmp_path / "viewers.policy").write_text("rule viewers { on play allow }")
     monkeypatch.setenv("CASTGATE_POLICIES", str(tmp_path / "viewers.policy"))
-    monkeypatch.setenv("CASTGATE_DISABLE_PLUGINS", "nginx_rtmp,testcam")
+    monkeypatch.setenv("CASTGATE_DISABLE_PLUGINS", ",".join([*BUILT_IN_VENDORS, "testcam"]))
     with TestClient(create_app_from_env()) as client:
         assert client.get("/healthz").json()["vendors"] == []
         response = client.post("/hooks/testcam", content=b"{}")

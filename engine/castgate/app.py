@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,9 +30,13 @@ from castgate.lang import PolicyError, PolicySet, compile_policies
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
 from castgate.plugins import PluginError, Registry, load_plugins
 from castgate.settings import Settings
-from castgate.state import lifetime_decision
+from castgate.state import EMPTY_STATE, SessionView, lifetime_decision
 from castgate.state.memory import MemoryState
+from castgate.state.redis import RedisState, StateUnavailableError
 from castgate.vendor import Batch, MalformedRequest, Vendor
+
+#: How often a decision is made again when other processes keep changing the counts it read.
+_SHARED_ATTEMPTS = 5
 
 #: Webhook bodies are a few hundred bytes; anything near this is not a streaming server talking.
 MAX_BODY_BYTES = 1024 * 1024
@@ -49,7 +53,7 @@ class Gate:
     registry: Registry
     policy: PolicySet
     #: Live sessions: what ``sessions.*`` in policies read, and what every decision updates.
-    sessions: MemoryState
+    sessions: MemoryState | RedisState
 
 
 class StartupError(Exception):
@@ -68,7 +72,13 @@ def load_gate(settings: Settings) -> Gate:
         raise StartupError(str(error)) from None
     except PolicyError as error:
         raise StartupError(error.report()) from None
-    sessions = MemoryState(idle=settings.session_idle, max_age=settings.session_max_age)
+    sessions: MemoryState | RedisState
+    if settings.state == "memory":
+        sessions = MemoryState(idle=settings.session_idle, max_age=settings.session_max_age)
+    else:
+        sessions = RedisState(
+            settings.state, idle=settings.session_idle, max_age=settings.session_max_age
+        )
     return Gate(settings, registry, policy, sessions)
 
 
@@ -88,7 +98,11 @@ def create_app(settings: Settings) -> Starlette:
             ", ".join(str(path) for path in gate.policy.files),
             ", ".join(sorted(gate.registry.vendors)) or "(none)",
         )
-        yield {"gate": gate}
+        try:
+            yield {"gate": gate}
+        finally:
+            if isinstance(gate.sessions, RedisState):
+                await gate.sessions.close()
 
     app = Starlette(
         routes=routes,
@@ -110,11 +124,17 @@ def create_app_from_env() -> Starlette:
 
 async def healthz(request: Request) -> Response:
     gate: Gate = request.state.gate
+    store = gate.sessions
+    reachable = await store.ping() if isinstance(store, RedisState) else True
     return JSONResponse(
         {
             "status": "ok",
             "policy": gate.policy.version,
             "vendors": sorted(gate.registry.vendors),
+            "state": {
+                "backend": "memory" if isinstance(store, MemoryState) else "redis",
+                "reachable": reachable,
+            },
         }
     )
 
@@ -136,7 +156,7 @@ async def hook(request: Request) -> Response:
     try:
         event = await vendor.parse(request, route)
         if isinstance(event, Batch):
-            return _answer_batch(gate, vendor, event, started)
+            return await _answer_batch(gate, vendor, event, started)
         if not isinstance(event, Event):
             raise TypeError(f"parse returned {type(event).__name__}, not a castgate.Event")
     except MalformedRequest as error:
@@ -151,16 +171,16 @@ async def hook(request: Request) -> Response:
         malformed = MalformedRequest("the request could not be read")
         return _answer_malformed(gate, vendor, route, malformed, started)
 
-    decision = _decide(gate, vendor, event)
+    decision = await _decide(gate, vendor, event)
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
     _after_answer(response, gate, event, decision, latency_ms)
     return response
 
 
-def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
+async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
-    decisions = [_decide(gate, vendor, event) for event in batch.events]
+    decisions = [await _decide(gate, vendor, event) for event in batch.events]
     try:
         response = vendor.render_batch(batch, decisions)
         if not isinstance(response, Response):
@@ -192,29 +212,101 @@ def _not_found(reason: str) -> Response:
     return PlainTextResponse(reason, 404)
 
 
-def _decide(gate: Gate, vendor: Vendor, event: Event) -> Decision:
-    """Decide and record the outcome in the session state, with no await between the two: in
-    this process a count a decision read is still true when the session it admits is added."""
-    decision = _decided(gate, event)
-    if decision.effect is Effect.ALLOW and decision.response:
-        problems = _response_problems(gate, vendor, decision.response)
-        if problems:
-            decision = _refusal(decision, "response data the vendor cannot send: " + problems)
+async def _decide(gate: Gate, vendor: Vendor, event: Event) -> Decision:
+    store = gate.sessions
+    if isinstance(store, RedisState):
+        return await _decide_shared(gate, vendor, store, event)
+    return _decide_local(gate, vendor, store, event)
+
+
+def _decide_local(gate: Gate, vendor: Vendor, store: MemoryState, event: Event) -> Decision:
+    """Decide and record in this process's state with no await between the two, so a count a
+    decision read is still true when the session it admits is added."""
+    own = store.session_for(event) if event.action == "update" else None
+    ends, rule = (own.ends, own.rule) if own is not None else (None, None)
+    decision = _checked(gate, vendor, event, _decided(gate, event, store, ends, rule))
     try:
-        gate.sessions.record(event, decision)
+        store.record(event, decision)
     except Exception:
         _log.exception("recording %s %s in the session state failed", event.vendor, event.action)
     return decision
 
 
-def _decided(gate: Gate, event: Event) -> Decision:
-    session = gate.sessions.session_for(event) if event.action == "update" else None
-    if session is not None:
-        ended = lifetime_decision(session.ends, session.rule, event)
-        if ended is not None:
-            return ended
+async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: Event) -> Decision:
+    """Decide on a snapshot of the shared state, then record; if another process admitted a
+    session the decision relied on not being there, decide again on a fresh snapshot."""
+    if not gate.policy.reads_sessions and event.action != "update":
+        # Nothing to read: one round trip, to record the decision. The decision did not depend
+        # on the state, so losing the record does not change it.
+        decision = _checked(gate, vendor, event, _decided(gate, event, EMPTY_STATE, None, None))
+        try:
+            await store.record(event, decision, None)
+        except StateUnavailableError as error:
+            _log.error(
+                "session state unavailable (%s); %s %s not recorded",
+                error,
+                event.vendor,
+                event.action,
+            )
+        return decision
+    extra: tuple[tuple[str, str, str], ...] = ()
+    for _ in range(_SHARED_ATTEMPTS):
+        try:
+            snapshot = await store.snapshot(event, extra)
+        except StateUnavailableError as error:
+            return _without_state(gate, vendor, event, error)
+        decided = _decided(gate, event, snapshot, snapshot.ends, snapshot.rule)
+        decision = _checked(gate, vendor, event, decided)
+        if snapshot.missed:
+            # The policy read a count the snapshot did not hold: fetch it and decide again.
+            extra = (*extra, *sorted(snapshot.missed))
+            continue
+        try:
+            if await store.record(event, decision, snapshot):
+                return decision
+        except StateUnavailableError as error:
+            return _without_state(gate, vendor, event, error)
+    return Decision(Effect.DENY, "the session state kept changing; try again", failed=True)
+
+
+def _without_state(gate: Gate, vendor: Vendor, event: Event, error: Exception) -> Decision:
+    """The decision when the shared state cannot be reached: notifications are acknowledged
+    (their record is lost, and logged), decisions fail closed unless the operator opened them."""
+    _log.error(
+        "session state unavailable (%s); %s %s decided without it",
+        error,
+        event.vendor,
+        event.action,
+    )
+    if event.is_notification:
+        return Decision(Effect.ACK, "session state unavailable: not recorded", failed=True)
+    if not gate.settings.fails_open(event.vendor, event.action):
+        return Decision(Effect.DENY, "session state unavailable", failed=True)
+    decision = _checked(gate, vendor, event, _decided(gate, event, EMPTY_STATE, None, None))
+    return replace(
+        decision, reason=f"{decision.reason} (session state unavailable; failing open)", failed=True
+    )
+
+
+def _checked(gate: Gate, vendor: Vendor, event: Event, decision: Decision) -> Decision:
+    """``decision``, or a refusal if its response data is more than the vendor can send."""
+    if decision.effect is Effect.ALLOW and decision.response:
+        problems = _response_problems(gate, vendor, decision.response)
+        if problems:
+            return _refusal(decision, "response data the vendor cannot send: " + problems)
+    return decision
+
+
+def _decided(
+    gate: Gate, event: Event, view: SessionView, ends: float | None, rule: str | None
+) -> Decision:
+    """The policy's decision, unless the session's lifetime (``ends``, granted by ``rule``) is
+    over: then its update is denied, which ends it."""
+    ended = lifetime_decision(ends, rule, event)
+    if ended is not None:
+        return ended
     try:
-        return gate.policy.decide(event, gate.sessions, explain=gate.settings.explain)
+        return gate.policy.decide(event, view, explain=gate.settings.explain)
     except Exception:
         # decide() promises never to raise; if a bug breaks that promise, fail closed, not 500.
         _log.exception("policy %s failed to decide %s", gate.policy.version, event.action)
@@ -326,6 +418,8 @@ def _record(
     }
     if decision.failed:
         fields["failed"] = True
+    if decision.flagged:
+        fields["flagged"] = True
     if decision.trace is not None:
         fields["trace"] = decision.to_dict()["trace"]
     _decisions.info("decision", extra={"fields": fields})

@@ -97,6 +97,12 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "--workers", configuration.parse_workers, "worker processes, default 1")
     _flag(
         parser,
+        "--state",
+        configuration.parse_state,
+        "session state: memory (default) or redis://host:port/db, shared by workers and hosts",
+    )
+    _flag(
+        parser,
         "--log-level",
         configuration.parse_log_level,
         "debug, info, warning, error or critical, default info",

@@ -56,6 +56,18 @@ class Settings:
     #: Seconds after which a session that never received an update ends by itself, for vendors
     #: that send no updates.
     session_max_age: float = 12 * 3600.0
+    #: ``memory`` (this process only, lost on restart) or ``redis://host:port/db`` (shared).
+    state: str = "memory"
+    #: ``vendor:action`` pairs (``*`` for any) decided without session state when it cannot be
+    #: reached; every other decision is denied then (fail closed).
+    state_fail_open: frozenset[str] = frozenset()
+
+    def fails_open(self, vendor: str, action: str) -> bool:
+        """Whether a decision for ``vendor`` and ``action`` is made without state when the state
+        backend is unreachable."""
+        return bool(
+            {f"{vendor}:{action}", f"{vendor}:*", f"*:{action}", "*:*", "*"} & self.state_fail_open
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +155,21 @@ _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+def parse_state(text: str) -> str:
+    word = text.strip()
+    if word == "memory" or word.startswith(("redis://", "rediss://", "unix://")):
+        return word
+    raise ValueError(f"expected memory or redis://host:port/db, got {text!r}")
+
+
+def parse_fail_open(text: str) -> frozenset[str]:
+    pairs = parse_names(text)
+    for pair in pairs:
+        if pair != "*" and pair.count(":") != 1:
+            raise ValueError(f"expected vendor:action pairs such as nginx_rtmp:play, got {pair!r}")
+    return pairs
+
+
 def _integer(text: str, low: int, high: int) -> int:
     problem = f"expected a whole number from {low} to {high}, got {text!r}"
     try:
@@ -190,6 +217,13 @@ _SETTINGS = (
     _Setting("explain", "CASTGATE_EXPLAIN", parse_bool, lambda flag: "1" if flag else "0"),
     _Setting("session_idle", "CASTGATE_SESSION_IDLE", parse_duration, lambda s: f"{s:g}"),
     _Setting("session_max_age", "CASTGATE_SESSION_MAX_AGE", parse_duration, lambda s: f"{s:g}"),
+    _Setting("state", "CASTGATE_STATE", parse_state),
+    _Setting(
+        "state_fail_open",
+        "CASTGATE_STATE_FAIL_OPEN",
+        parse_fail_open,
+        lambda pairs: ",".join(sorted(pairs)),
+    ),
 )
 
 #: The environment variable of each setting, by field name.

@@ -99,7 +99,12 @@ def compile_sources(
         digest.update(name.encode() + b"\0" + source.encode() + b"\0")
     for data_file in checked.data_files:
         digest.update(data_file.encode() + b"\0")
-    return PolicySet(compile_rules(checked), files, digest.hexdigest()[:12])
+    return PolicySet(
+        compile_rules(checked),
+        files,
+        digest.hexdigest()[:12],
+        reads_sessions=checked.reads_sessions,
+    )
 
 
 __all__ = [

@@ -116,6 +116,14 @@ class CheckedPolicy:
     #: ``path:sha256`` of every data file the policies read.
     data_files: list[str]
 
+    @property
+    def reads_sessions(self) -> bool:
+        """Whether any rule reads live-session state (``sessions.*``)."""
+        return any(
+            isinstance(ref, FunctionRef) and ref.function.name.startswith("sessions.")
+            for ref in self.notes.refs.values()
+        )
+
 
 def check_policies(
     files: Iterable[tuple[ast.PolicyFile, Path]],

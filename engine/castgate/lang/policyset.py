@@ -39,9 +39,19 @@ class _Candidates:
 class PolicySet:
     """Compiled rules ready to decide. Immutable: a reload builds a new one and swaps it in."""
 
-    def __init__(self, rules: Sequence[CompiledRule], files: Sequence[Path], version: str) -> None:
+    def __init__(
+        self,
+        rules: Sequence[CompiledRule],
+        files: Sequence[Path],
+        version: str,
+        *,
+        reads_sessions: bool = True,
+    ) -> None:
         self.rules = tuple(rules)
         self.files = tuple(files)
+        #: Whether deciding can read live-session state; a shared backend skips fetching it
+        #: when not.
+        self.reads_sessions = reads_sessions
         #: A short digest of the policy sources and every data file they read.
         self.version = version
         self._index: dict[tuple[str, str], tuple[dict[str, _Candidates], _Candidates]] = {}

@@ -141,8 +141,10 @@ class MemoryState:
         session.updated = True
 
     def _close(self, sid: str, at: float) -> None:
-        self._closed[sid] = max(at, self._closed.get(sid, at))
         session = self._sessions.get(sid)
+        if session is not None and at < session.opened:
+            return  # a late end of an earlier session under the same name
+        self._closed[sid] = max(at, self._closed.get(sid, at))
         if session is not None:
             self._remove(session)
 

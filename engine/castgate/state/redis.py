@@ -1,0 +1,329 @@
+"""Session state in Redis, shared by every worker and host that points at the same database.
+
+A decision takes two round trips when the policy reads ``sessions.*`` and one when it does not:
+
+1. a *snapshot* script reads the counts the event can need (its stream, app, address and key, for
+   publishers and viewers), its address's recent denials, its own session's lifetime and whether
+   the same publisher was live; the policy decides against that snapshot;
+2. a *record* script applies the decision. When it admits a session it first checks, inside
+   Redis, that every count the decision read is unchanged ("guards"); if another process admitted
+   a session meanwhile, the script refuses and the decision is made again on a fresh snapshot.
+   That is what makes "fifty simultaneous publishes admit exactly one" hold across processes.
+
+Keys (prefix ``castgate:``): ``s:<session>`` a hash per live session, expiring with it;
+``i:<role>:<scope>:<value>`` a sorted set of session ids scored by when each expires;
+``t:<session>`` remembers a close for ten minutes; ``d:<address>`` denial times for an hour.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from castgate.events import Decision, Effect, Event
+from castgate.state.memory import RATE_HORIZON_SECONDS, TOMBSTONE_SECONDS
+from castgate.state.sessions import (
+    KEY_PARAM,
+    Change,
+    change_for,
+    connection_id,
+    new_session,
+    session_id,
+)
+
+PREFIX = "castgate:"
+_ROLES = ("publisher", "viewer")
+_SCOPES = ("stream", "app", "client", "key")
+
+_SNAPSHOT = """
+local now = tonumber(ARGV[1])
+local count_keys = tonumber(ARGV[2])
+local counts = {}
+for i = 1, count_keys do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  counts[i] = redis.call('ZCARD', KEYS[i])
+end
+local denials = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 1], now - tonumber(ARGV[3]), '+inf')
+local own = redis.call('HMGET', KEYS[count_keys + 2], 'ends', 'rule')
+local latest = -1
+local publishers = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 3], now, '+inf')
+for _, sid in ipairs(publishers) do
+  local s = redis.call('HMGET', ARGV[4] .. 's:' .. sid, 'client_ip', 'key', 'connection',
+                       'vendor', 'last_seen')
+  if s[1] == ARGV[5] and s[2] == ARGV[6] and s[3] ~= ARGV[7] and s[4] == ARGV[8] then
+    local seen = tonumber(s[5])
+    if seen and seen > latest then latest = seen end
+  end
+end
+return {counts, denials, own[1] or '', own[2] or '', tostring(latest)}
+"""
+
+_RECORD = """
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+local prefix = ARGV[3]
+local sid = ARGV[4]
+local session = prefix .. 's:' .. sid
+if op == 'deny' then
+  redis.call('ZADD', KEYS[1], now, ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[6]))
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[6])))
+  return 'ok'
+end
+if op == 'close' then
+  local closed = redis.call('GET', prefix .. 't:' .. sid)
+  if not closed or tonumber(closed) < tonumber(ARGV[5]) then
+    redis.call('SET', prefix .. 't:' .. sid, ARGV[5], 'EX', math.ceil(tonumber(ARGV[6])))
+  end
+  local indexes = redis.call('HGET', session, 'indexes')
+  if indexes then
+    for _, key in ipairs(cjson.decode(indexes)) do redis.call('ZREM', key, sid) end
+  end
+  redis.call('DEL', session)
+  return 'ok'
+end
+-- open or refresh
+local started = tonumber(ARGV[5])
+local deadline = tonumber(ARGV[6])
+local guards = tonumber(ARGV[7])
+local exists = redis.call('EXISTS', session) == 1
+if op == 'open' and not exists then
+  local closed = redis.call('GET', prefix .. 't:' .. sid)
+  if closed and started <= tonumber(closed) then return 'closed' end
+  for g = 1, guards do
+    local key = KEYS[g]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    if redis.call('ZCARD', key) ~= tonumber(ARGV[7 + g]) then return 'conflict' end
+  end
+end
+local fields = cjson.decode(ARGV[8 + guards])
+if exists then
+  redis.call('HSET', session, 'last_seen', now)
+  if op == 'refresh' then redis.call('HSET', session, 'updated', '1') end
+  local updated = redis.call('HGET', session, 'updated') == '1'
+  deadline = now + tonumber(updated and ARGV[9 + guards] or ARGV[10 + guards])
+else
+  for name, value in pairs(fields) do redis.call('HSET', session, name, value) end
+end
+for _, key in ipairs(cjson.decode(redis.call('HGET', session, 'indexes'))) do
+  redis.call('ZADD', key, deadline, sid)
+end
+redis.call('EXPIREAT', session, math.ceil(deadline))
+return 'ok'
+"""
+
+
+class StateUnavailableError(Exception):
+    """Redis did not answer in time or at all; the decision falls back to the fail mode."""
+
+
+@dataclass
+class Snapshot:
+    """What one decision may read, fetched before deciding; records what it did read."""
+
+    counts: dict[tuple[str, str, str], int]
+    denials: list[float]
+    now: float
+    returning_seen: float
+    ends: float | None
+    rule: str | None
+    #: Counts the decision read, to be re-checked atomically when it admits a session.
+    read: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: Counts the decision asked for that the snapshot did not have.
+    missed: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def count(self, role: str, scope: str, key: str) -> int:
+        roles = _ROLES if role == "any" else (role,)
+        total = 0
+        for each in roles:
+            index = (each, scope, key)
+            if index not in self.counts:
+                self.missed.add(index)
+                continue
+            self.read[index] = self.counts[index]
+            total += self.counts[index]
+        return total
+
+    def rate(self, name: str, key: str, window: float) -> int:
+        if name != "deny":
+            return 0
+        since = self.now - window
+        return sum(1 for stamp in self.denials if stamp >= since)
+
+    def returning(self, event: Event, grace: float) -> bool:
+        return self.returning_seen >= 0 and self.now - self.returning_seen <= grace
+
+
+class RedisState:
+    """The shared backend; ``url`` is ``redis://host:port/db``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        idle: float = 120.0,
+        max_age: float = 12 * 3600.0,
+        timeout: float = 0.25,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self.idle = idle
+        self.max_age = max_age
+        self._clock = clock
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+        )
+        self._snapshot = self._redis.register_script(_SNAPSHOT)
+        self._record = self._redis.register_script(_RECORD)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def snapshot(self, event: Event, extra: Sequence[tuple[str, str, str]] = ()) -> Snapshot:
+        indexes = list(dict.fromkeys([*_indexes_of(event), *extra]))
+        now = self._clock()
+        key = event.params.get(KEY_PARAM)
+        own_role = event.role or ("publisher" if event.action == "publish" else "viewer")
+        keys = [
+            *(_index_key(index) for index in indexes),
+            f"{PREFIX}d:{event.client_ip}",
+            f"{PREFIX}s:{session_id(event, own_role)}",
+            _index_key(("publisher", "stream", event.stream)),
+        ]
+        args: list[str | float | int] = [
+            now,
+            len(indexes),
+            RATE_HORIZON_SECONDS,
+            PREFIX,
+            event.client_ip,
+            key if isinstance(key, str) else "",
+            connection_id(event),
+            event.vendor,
+        ]
+        try:
+            counts, denials, ends, rule, latest = await self._snapshot(keys=keys, args=args)
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+        return Snapshot(
+            counts=dict(zip(indexes, (int(c) for c in counts), strict=True)),
+            denials=[float(d.split(":", 1)[0]) for d in denials],
+            now=now,
+            returning_seen=float(latest),
+            ends=float(ends) if ends else None,
+            rule=rule or None,
+        )
+
+    async def record(self, event: Event, decision: Decision, snapshot: Snapshot | None) -> bool:
+        """Apply ``decision``; ``False`` when a guarded admission lost a race (decide again)."""
+        now = self._clock()
+        try:
+            if decision.effect is Effect.DENY and not event.is_notification and event.client_ip:
+                await self._record(
+                    keys=[f"{PREFIX}d:{event.client_ip}"],
+                    args=[
+                        "deny",
+                        now,
+                        PREFIX,
+                        "",
+                        f"{now}:{uuid.uuid4().hex[:8]}",
+                        RATE_HORIZON_SECONDS,
+                    ],
+                )
+            change = change_for(event, decision)
+            roles = (change.role,) if change.role else _ROLES
+            if change.change is Change.OPEN:
+                guards = snapshot.read if snapshot is not None else {}
+                return await self._upsert("open", event, decision, change.role, guards, now)
+            if change.change is Change.REFRESH:
+                for role in roles:
+                    await self._upsert("refresh", event, decision, role, {}, now)
+            elif change.change is Change.CLOSE:
+                for role in roles:
+                    await self._record(
+                        keys=[],
+                        args=[
+                            "close",
+                            now,
+                            PREFIX,
+                            session_id(event, role),
+                            event.time,
+                            TOMBSTONE_SECONDS,
+                        ],
+                    )
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+        return True
+
+    async def _upsert(
+        self,
+        op: str,
+        event: Event,
+        decision: Decision,
+        role: str,
+        guards: dict[tuple[str, str, str], int],
+        now: float,
+    ) -> bool:
+        session = new_session(event, decision, role)
+        indexes = [_index_key((role, scope, key)) for scope, key in session.scopes()]
+        fields = {
+            "vendor": session.vendor,
+            "role": role,
+            "app": session.app,
+            "stream": session.stream,
+            "client_ip": session.client_ip,
+            "key": session.key,
+            "node": session.node,
+            "vendor_session": session.vendor_session,
+            "connection": session.connection,
+            "opened": session.opened,
+            "last_seen": now,
+            "updated": "1" if op == "refresh" else "0",
+            "ends": session.ends if session.ends is not None else "",
+            "rule": session.rule or "",
+            "indexes": json.dumps(indexes),
+        }
+        deadline = now + (self.idle if op == "refresh" else self.max_age)
+        guard_keys = list(guards)
+        args: list[str | float | int] = [
+            op,
+            now,
+            PREFIX,
+            session.id,
+            event.time,
+            deadline,
+            len(guard_keys),
+            *(guards[index] for index in guard_keys),
+            json.dumps(fields),
+            self.idle,
+            self.max_age,
+        ]
+        answer = await self._record(keys=[_index_key(index) for index in guard_keys], args=args)
+        return bool(answer != "conflict")
+
+
+def _indexes_of(event: Event) -> list[tuple[str, str, str]]:
+    key = event.params.get(KEY_PARAM)
+    values = {
+        "stream": event.stream,
+        "app": event.app,
+        "client": event.client_ip,
+        "key": key if isinstance(key, str) else "",
+    }
+    return [(role, scope, values[scope]) for role in _ROLES for scope in _SCOPES if values[scope]]
+
+
+def _index_key(index: tuple[str, str, str]) -> str:
+    role, scope, value = index
+    return f"{PREFIX}i:{role}:{scope}:{value}"

@@ -1,0 +1,287 @@
+"""The Redis backend against a real redis-server: shared counts, atomic admission across
+processes, expiry, and what happens while Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+POLICY = """
+rule one_publisher_per_key {
+  on publish from nginx_rtmp
+  deny "ExistStreamName" if sessions.key_publishers(params.key) >= 1
+}
+
+rule viewer_cap {
+  on play from nginx_rtmp
+  deny "viewer limit" if sessions.viewers(stream.name) >= 5
+}
+
+rule publishers {
+  on publish, update from nginx_rtmp
+  allow
+}
+
+rule viewers {
+  on play from nginx_rtmp
+  allow
+}
+"""
+
+CASTGATE = str(Path(sys.executable).parent / "castgate")
+
+
+def body(
+    call: str, *, name: str = "cam1", clientid: int = 1, key: str = "k1", node: str = ""
+) -> str:
+    session = (
+        f"app=live&flashver=&swfurl=&tcurl=rtmp://127.0.0.1/live&pageurl="
+        f"&addr=127.0.0.1&clientid={clientid}&call={call}"
+    )
+    if call == "publish":
+        return f"{session}&name={name}&type=live&key={key}"
+    if call == "play":
+        return f"{session}&name={name}&start=0&duration=0&reset=0&key={key}"
+    return f"{session}&name={name}&key={key}"
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Castgate:
+    def __init__(self, policies: Path, state: str, log: Path, *extra: str) -> None:
+        self.port = _free_port()
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                CASTGATE,
+                "serve",
+                "--policies",
+                str(policies),
+                "--port",
+                str(self.port),
+                "--state",
+                state,
+                "--log-format",
+                "json",
+                *extra,
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                if self.process.poll() is not None:
+                    break
+            time.sleep(0.1)
+        raise RuntimeError(f"castgate did not start:\n{log.read_text()}")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def hook(self) -> str:
+        return f"{self.base}/hooks/nginx_rtmp"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "limits.policy").write_text(POLICY)
+    return folder
+
+
+@pytest.fixture
+def pair(redis: RedisServer, policies: Path, tmp_path: Path) -> Iterator[list[Castgate]]:
+    gates = [Castgate(policies, redis.url, tmp_path / f"castgate{i}.log") for i in range(2)]
+    try:
+        yield gates
+    finally:
+        for gate in gates:
+            gate.stop()
+
+
+async def _send(requests: list[tuple[str, str]]) -> list[int]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    url, content=text, headers={"content-type": "application/x-www-form-urlencoded"}
+                )
+                for url, text in requests
+            )
+        )
+    return [answer.status_code for answer in answers]
+
+
+def send(requests: list[tuple[str, str]]) -> list[int]:
+    return asyncio.run(_send(requests))
+
+
+def test_two_processes_admit_exactly_one_publisher_per_key(pair: list[Castgate]) -> None:
+    requests = [(pair[i % 2].hook, body("publish", name=f"cam{i}", clientid=i)) for i in range(50)]
+    statuses = send(requests)
+    assert sorted(statuses) == [200] + [403] * 49
+    # the done event, delivered to the other process, frees the key for everyone
+    winner = statuses.index(200)
+    done = body("publish_done", name=f"cam{winner}", clientid=winner)
+    assert send([(pair[(winner + 1) % 2].hook, done)]) == [200]
+    assert send([(pair[0].hook, body("publish", name="again", clientid=99))]) == [200]
+
+
+def test_two_processes_share_a_viewer_cap(pair: list[Castgate]) -> None:
+    plays = [(pair[i % 2].hook, body("play", clientid=100 + i, key="v")) for i in range(20)]
+    statuses = send(plays)
+    assert statuses.count(200) == 5 and statuses.count(403) == 15
+    ended = [
+        (pair[i % 2].hook, body("play_done", clientid=100 + i, key="v"))
+        for i, status in enumerate(statuses)
+        if status == 200
+    ]
+    assert send(ended) == [200] * 5
+    assert sorted(send(plays[:5])) == [200] * 5
+
+
+def test_state_survives_a_castgate_restart(
+    redis: RedisServer, policies: Path, tmp_path: Path
+) -> None:
+    first = Castgate(policies, redis.url, tmp_path / "first.log")
+    try:
+        assert send([(first.hook, body("publish", clientid=1))]) == [200]
+    finally:
+        first.stop()
+    second = Castgate(policies, redis.url, tmp_path / "second.log")
+    try:
+        assert send([(second.hook, body("publish", name="cam2", clientid=2))]) == [403]
+    finally:
+        second.stop()
+
+
+def test_lost_done_events_expire(redis: RedisServer, policies: Path, tmp_path: Path) -> None:
+    gate = _with_env(
+        policies, redis.url, tmp_path / "expiry.log", {"CASTGATE_SESSION_MAX_AGE": "1s"}
+    )
+    try:
+        assert send([(gate.hook, body("publish", clientid=3, key="k9"))]) == [200]
+        assert send([(gate.hook, body("publish", clientid=4, key="k9"))]) == [403]
+        time.sleep(1.5)  # no done event ever comes: the session ends by itself
+        assert send([(gate.hook, body("publish", clientid=4, key="k9"))]) == [200]
+    finally:
+        gate.stop()
+
+
+def _with_env(policies: Path, url: str, log: Path, env: dict[str, str]) -> Castgate:
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        return Castgate(policies, url, log)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_redis_down_fails_closed_then_recovers(
+    redis: RedisServer, policies: Path, tmp_path: Path
+) -> None:
+    gate = Castgate(policies, redis.url, tmp_path / "down.log")
+    try:
+        assert send([(gate.hook, body("publish", clientid=1))]) == [200]
+        redis.stop(signal.SIGKILL)
+        started = time.monotonic()
+        statuses = send(
+            [
+                (gate.hook, body("publish", name=f"x{i}", clientid=10 + i, key=f"n{i}"))
+                for i in range(10)
+            ]
+        )
+        assert statuses == [403] * 10  # fail closed, never a 500
+        assert time.monotonic() - started < 5
+        assert send([(gate.hook, body("publish_done", clientid=1))]) == [200]  # still acknowledged
+        health = httpx.get(f"{gate.base}/healthz", timeout=5).json()
+        assert health["state"] == {"backend": "redis", "reachable": False}
+        redis.start()
+        deadline = time.monotonic() + 10
+        while send([(gate.hook, body("publish", name="back", clientid=50, key="k50"))]) != [200]:
+            assert time.monotonic() < deadline, "castgate did not recover when Redis returned"
+            time.sleep(0.2)
+        assert httpx.get(f"{gate.base}/healthz", timeout=5).json()["state"]["reachable"]
+    finally:
+        gate.stop()
+    assert "session state unavailable" in (tmp_path / "down.log").read_text()
+
+
+def test_redis_down_fails_open_where_configured(
+    redis: RedisServer, policies: Path, tmp_path: Path
+) -> None:
+    gate = _with_env(
+        policies, redis.url, tmp_path / "open.log", {"CASTGATE_STATE_FAIL_OPEN": "nginx_rtmp:play"}
+    )
+    try:
+        redis.stop(signal.SIGKILL)
+        assert send([(gate.hook, body("play", clientid=1))]) == [200]
+        assert send([(gate.hook, body("publish", clientid=2))]) == [403]
+    finally:
+        gate.stop()
+
+
+def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "plain.policy").write_text(
+        'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n'
+    )
+    gate = Castgate(folder, redis.url, tmp_path / "plain.log")
+    try:
+        assert send([(gate.hook, body("publish", clientid=1))]) == [200]
+        redis.stop(signal.SIGKILL)
+        assert send([(gate.hook, body("publish", clientid=2))]) == [200]
+        assert send([(gate.hook, body("publish", clientid=3, key="k2"))]) == [403]
+    finally:
+        gate.stop()
+    assert "not recorded" in (tmp_path / "plain.log").read_text()
