@@ -174,7 +174,7 @@ async def hook(request: Request) -> Response:
     decision = await _decide(gate, vendor, event)
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, event, decision, latency_ms)
+    _after_answer(response, gate, [(event, decision)], latency_ms)
     return response
 
 
@@ -194,8 +194,7 @@ async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float
         )
         response = PlainTextResponse("the answer could not be rendered", 400)
     latency_ms = (time.perf_counter() - started) * 1000
-    for event, decision in zip(batch.events, decisions, strict=True):
-        _after_answer(response, gate, event, decision, latency_ms)
+    _after_answer(response, gate, list(zip(batch.events, decisions, strict=True)), latency_ms)
     return response
 
 
@@ -368,27 +367,30 @@ def _answer_malformed(
     event = Event(vendor=vendor.name, action=error.action)
     decision = Decision(Effect.DENY, f"malformed request: {error.reason}")
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, event, decision, latency_ms, observe=False)
+    _after_answer(response, gate, [(event, decision)], latency_ms, observe=False)
     return response
 
 
 def _after_answer(
     response: Response,
     gate: Gate,
-    event: Event,
-    decision: Decision,
+    decided: list[tuple[Event, Decision]],
     latency_ms: float,
     *,
     observe: bool = True,
 ) -> None:
-    """Log the decision and tell observers once the answer is sent, off the request path."""
-    task = BackgroundTask(
-        _record, gate, event, decision, response.status_code, latency_ms, observe=observe
-    )
-    # Runs ours first: a vendor's own background task failing must not lose the decision log.
-    response.background = (
-        task if response.background is None else BackgroundTasks([task, response.background])
-    )
+    """Log the decisions, in order, and tell observers once the answer is sent, off the
+    request path."""
+    tasks = [
+        BackgroundTask(
+            _record, gate, event, decision, response.status_code, latency_ms, observe=observe
+        )
+        for event, decision in decided
+    ]
+    # Ours run first: a vendor's own background task failing must not lose the decision log.
+    if response.background is not None:
+        tasks.append(response.background)
+    response.background = tasks[0] if len(tasks) == 1 else BackgroundTasks(tasks)
 
 
 def _record(
