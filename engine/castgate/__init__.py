@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pluggy
 
+from castgate.enforcement import Enforcer, LiveSession
 from castgate.events import ACTIONS, NOTIFICATIONS, Decision, Effect, Event, RuleTrace
 from castgate.lang.functions import PolicyFunction
 from castgate.vendor import Batch, MalformedRequest, ResponseField, Vendor
@@ -21,7 +22,9 @@ __all__ = [
     "Batch",
     "Decision",
     "Effect",
+    "Enforcer",
     "Event",
+    "LiveSession",
     "MalformedRequest",
     "PolicyFunction",
     "ResponseField",

@@ -10,7 +10,10 @@ as a refusal the vendor understands and logged with its reason.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,6 +32,8 @@ from castgate.events import Decision, Effect, Event
 from castgate.lang import PolicyError, PolicySet, compile_policies
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
 from castgate.plugins import PluginError, Registry, load_plugins
+from castgate.reload import Watcher
+from castgate.revocation import recheck, sweep_lifetimes
 from castgate.settings import Settings
 from castgate.state import EMPTY_STATE, SessionView, lifetime_decision
 from castgate.state.memory import MemoryState
@@ -45,7 +50,7 @@ _log = logging.getLogger(__name__)
 _decisions = logging.getLogger(DECISION_LOGGER)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gate:
     """What one server decides with, loaded once at startup."""
 
@@ -54,6 +59,15 @@ class Gate:
     policy: PolicySet
     #: Live sessions: what ``sessions.*`` in policies read, and what every decision updates.
     sessions: MemoryState | RedisState
+    #: The report of the last reload that was refused; ``""`` once one succeeds.
+    last_reload_error: str = ""
+
+    def compile_again(self) -> PolicySet:
+        return compile_policies(
+            self.settings.policies,
+            vendors=self.registry.vendors,
+            functions=self.registry.functions,
+        )
 
 
 class StartupError(Exception):
@@ -98,9 +112,25 @@ def create_app(settings: Settings) -> Starlette:
             ", ".join(str(path) for path in gate.policy.files),
             ", ".join(sorted(gate.registry.vendors)) or "(none)",
         )
+        enforcers = gate.registry.enforcers
+        watcher = Watcher(
+            gate,
+            gate.compile_again,
+            after_reload=lambda policy: recheck(policy, gate.sessions, enforcers),
+            sweep=lambda: sweep_lifetimes(gate.sessions, enforcers) if enforcers else None,
+        )
+        watching = asyncio.create_task(watcher.run())
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, watcher.request)
         try:
             yield {"gate": gate}
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             if isinstance(gate.sessions, RedisState):
                 await gate.sessions.close()
 
@@ -222,8 +252,8 @@ def _decide_local(gate: Gate, vendor: Vendor, store: MemoryState, event: Event) 
     """Decide and record in this process's state with no await between the two, so a count a
     decision read is still true when the session it admits is added."""
     own = store.session_for(event) if event.action == "update" else None
-    ends, rule = (own.ends, own.rule) if own is not None else (None, None)
-    decision = _checked(gate, vendor, event, _decided(gate, event, store, ends, rule))
+    ends, rule, reason = (own.ends, own.rule, own.ended_because) if own else (None, None, "")
+    decision = _checked(gate, vendor, event, _decided(gate, event, store, ends, rule, reason))
     try:
         store.record(event, decision)
     except Exception:
@@ -254,7 +284,7 @@ async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: E
             snapshot = await store.snapshot(event, extra)
         except StateUnavailableError as error:
             return _without_state(gate, vendor, event, error)
-        decided = _decided(gate, event, snapshot, snapshot.ends, snapshot.rule)
+        decided = _decided(gate, event, snapshot, snapshot.ends, snapshot.rule, snapshot.reason)
         decision = _checked(gate, vendor, event, decided)
         if snapshot.missed:
             # The policy read a count the snapshot did not hold: fetch it and decide again.
@@ -297,11 +327,16 @@ def _checked(gate: Gate, vendor: Vendor, event: Event, decision: Decision) -> De
 
 
 def _decided(
-    gate: Gate, event: Event, view: SessionView, ends: float | None, rule: str | None
+    gate: Gate,
+    event: Event,
+    view: SessionView,
+    ends: float | None,
+    rule: str | None,
+    reason: str = "",
 ) -> Decision:
     """The policy's decision, unless the session's lifetime (``ends``, granted by ``rule``) is
-    over: then its update is denied, which ends it."""
-    ended = lifetime_decision(ends, rule, event)
+    over or castgate revoked it (``reason``): then its update is denied, which ends it."""
+    ended = lifetime_decision(ends, rule, event, reason)
     if ended is not None:
         return ended
     try:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pluggy
 
+from castgate.enforcement import Enforcer
 from castgate.events import Decision, Event
 from castgate.lang.functions import PolicyFunction
 from castgate.vendor import Vendor
@@ -30,6 +31,14 @@ def castgate_register_vendors() -> Sequence[Vendor]:
 def castgate_register_functions() -> Sequence[PolicyFunction]:
     """Functions policies may call, e.g. ``geoip.country``. Names are resolved when a policy
     compiles, so a policy calling a function no plugin provides fails ``castgate check``."""
+    raise NotImplementedError
+
+
+@hookspec
+def castgate_register_enforcers() -> Sequence[Enforcer]:
+    """Enforcers that end sessions through a vendor's API (at most one per vendor). castgate
+    calls them for sessions past their lifetime and for sessions a reloaded policy no longer
+    allows, for vendors that send no update calls castgate could deny."""
     raise NotImplementedError
 
 

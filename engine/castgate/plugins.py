@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from castgate import hookspecs
+from castgate.enforcement import Enforcer
 from castgate.events import Decision, Event
 from castgate.lang.functions import PolicyFunction
 from castgate.vendor import ResponseField, Vendor
@@ -54,6 +55,7 @@ class PluginInfo:
     status: PluginStatus
     vendors: tuple[Vendor, ...] = ()
     functions: tuple[PolicyFunction, ...] = ()
+    enforcers: tuple[Enforcer, ...] = ()
     #: Why a broken plugin could not be loaded; empty otherwise.
     error: str = ""
 
@@ -91,6 +93,7 @@ class PluginInfo:
                 }
                 for function in self.functions
             ],
+            "enforcers": [enforcer.vendor for enforcer in self.enforcers],
         }
 
 
@@ -110,6 +113,8 @@ class Registry:
     plugins: tuple[PluginInfo, ...]
     vendors: Mapping[str, Vendor]
     functions: Mapping[str, PolicyFunction]
+    #: Enforcers by the vendor whose sessions they end.
+    enforcers: Mapping[str, Enforcer]
     #: pluggy's hook relay, for hooks called by name (``registry.hook.castgate_...``).
     hook: pluggy.HookRelay
 
@@ -169,6 +174,7 @@ def survey_plugins(disabled: Collection[str] = ()) -> Registry:
     plugins: list[PluginInfo] = []
     vendors: dict[str, tuple[Vendor, PluginInfo]] = {}
     functions: dict[str, tuple[PolicyFunction, PluginInfo]] = {}
+    enforcers: dict[str, tuple[Enforcer, PluginInfo]] = {}
     for entry_point in entry_points:
         distribution, version = _distribution(entry_point)
         info = PluginInfo(
@@ -182,14 +188,16 @@ def survey_plugins(disabled: Collection[str] = ()) -> Registry:
                 info, f"its entry-point name is already taken by {namesake.origin}; rename one"
             )
         else:
-            info = _load(manager, entry_point, info, vendors, functions)
+            info = _load(manager, entry_point, info, vendors, functions, enforcers)
             vendors.update((vendor.name, (vendor, info)) for vendor in info.vendors)
             functions.update((function.name, (function, info)) for function in info.functions)
+            enforcers.update((each.vendor, (each, info)) for each in info.enforcers)
         plugins.append(info)
     return Registry(
         plugins=tuple(plugins),
         vendors=MappingProxyType({name: vendor for name, (vendor, _) in vendors.items()}),
         functions=MappingProxyType({name: func for name, (func, _) in functions.items()}),
+        enforcers=MappingProxyType({name: each for name, (each, _) in enforcers.items()}),
         hook=manager.hook,
     )
 
@@ -204,6 +212,7 @@ def _load(
     info: PluginInfo,
     vendors: Mapping[str, tuple[Vendor, PluginInfo]],
     functions: Mapping[str, tuple[PolicyFunction, PluginInfo]],
+    enforcers: Mapping[str, tuple[Enforcer, PluginInfo]],
 ) -> PluginInfo:
     try:
         plugin = entry_point.load()
@@ -217,8 +226,10 @@ def _load(
         _check_hook_names(manager, plugin)
         own_vendors = tuple(_vendors(manager, plugin))
         own_functions = tuple(_functions(manager, plugin))
+        own_enforcers = tuple(_enforcers(manager, plugin))
         _check_unique("vendor", [vendor.name for vendor in own_vendors], vendors)
         _check_unique("policy function", [func.name for func in own_functions], functions)
+        _check_unique("enforcer for vendor", [e.vendor for e in own_enforcers], enforcers)
     except (pluggy.PluginValidationError, _LoadError) as error:
         # pluggy keeps a half-registered plugin when validation fails midway; take it all out
         # so a broken plugin's other hooks are never called.
@@ -233,6 +244,7 @@ def _load(
         PluginStatus.LOADED,
         own_vendors,
         own_functions,
+        own_enforcers,
     )
 
 
@@ -335,6 +347,19 @@ def _functions(manager: pluggy.PluginManager, plugin: object) -> list[PolicyFunc
             )
         functions.append(item)
     return functions
+
+
+def _enforcers(manager: pluggy.PluginManager, plugin: object) -> list[Enforcer]:
+    enforcers: list[Enforcer] = []
+    for item in _results(manager, plugin, "castgate_register_enforcers"):
+        if not isinstance(item, Enforcer):
+            raise _LoadError(
+                f"castgate_register_enforcers returned {item!r}, which is not a castgate.Enforcer"
+            )
+        if not isinstance(getattr(item, "vendor", None), str) or not item.vendor:
+            raise _LoadError(f"enforcer {type(item).__name__} must name its vendor")
+        enforcers.append(item)
+    return enforcers
 
 
 def _check_unique(

@@ -46,9 +46,13 @@ class PolicySet:
         version: str,
         *,
         reads_sessions: bool = True,
+        data_files: Sequence[Path] = (),
     ) -> None:
         self.rules = tuple(rules)
         self.files = tuple(files)
+        #: The data files the policies read (``lines()``, ``cidrs()``, ...): a change to any of
+        #: them, as to a policy file, calls for a reload.
+        self.data_files = tuple(data_files)
         #: Whether deciding can read live-session state; a shared backend skips fetching it
         #: when not.
         self.reads_sessions = reads_sessions

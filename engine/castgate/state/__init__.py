@@ -63,11 +63,17 @@ class FixedState:
         return self._returning
 
 
-def lifetime_decision(ends: float | None, rule: str | None, event: Event) -> Decision | None:
-    """The deny that ends a session on its first ``update`` past its lifetime, if it is past."""
+LIFETIME_ENDED = "the session's lifetime has ended"
+
+
+def lifetime_decision(
+    ends: float | None, rule: str | None, event: Event, reason: str = ""
+) -> Decision | None:
+    """The deny that ends a session on its first ``update`` past its end: its lifetime, or the
+    moment castgate revoked it (``reason`` then says why)."""
     if ends is None or event.action != "update" or event.time < ends:
         return None
-    return Decision(Effect.DENY, "the session's lifetime has ended", rule)
+    return Decision(Effect.DENY, reason or LIFETIME_ENDED, rule)
 
 
 EMPTY_STATE = FixedState()

@@ -112,6 +112,17 @@ class MemoryState:
         self._expire()
         return list(self._sessions.values())
 
+    def revoke(self, session: Session, reason: str) -> None:
+        """Mark ``session`` to be ended: its next update is denied with ``reason``."""
+        live = self._sessions.get(session.id)
+        if live is not None:
+            live.ends = 0.0
+            live.ended_because = reason
+
+    def end(self, session: Session) -> None:
+        """Forget ``session``: a vendor's API ended it."""
+        self._close(session.id, self._clock())
+
     # internals
 
     def _open(self, event: Event, decision: Decision, role: str) -> None:

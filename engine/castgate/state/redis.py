@@ -31,6 +31,7 @@ from castgate.state.memory import RATE_HORIZON_SECONDS, TOMBSTONE_SECONDS
 from castgate.state.sessions import (
     KEY_PARAM,
     Change,
+    Session,
     change_for,
     connection_id,
     new_session,
@@ -50,7 +51,7 @@ for i = 1, count_keys do
   counts[i] = redis.call('ZCARD', KEYS[i])
 end
 local denials = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 1], now - tonumber(ARGV[3]), '+inf')
-local own = redis.call('HMGET', KEYS[count_keys + 2], 'ends', 'rule')
+local own = redis.call('HMGET', KEYS[count_keys + 2], 'ends', 'rule', 'ended_because')
 local latest = -1
 local publishers = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 3], now, '+inf')
 for _, sid in ipairs(publishers) do
@@ -61,7 +62,7 @@ for _, sid in ipairs(publishers) do
     if seen and seen > latest then latest = seen end
   end
 end
-return {counts, denials, own[1] or '', own[2] or '', tostring(latest)}
+return {counts, denials, own[1] or '', own[2] or '', tostring(latest), own[3] or ''}
 """
 
 _RECORD = """
@@ -133,6 +134,8 @@ class Snapshot:
     returning_seen: float
     ends: float | None
     rule: str | None
+    #: Why castgate revoked the event's own session, if it did.
+    reason: str
     #: Counts the decision read, to be re-checked atomically when it admits a session.
     read: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: Counts the decision asked for that the snapshot did not have.
@@ -213,7 +216,7 @@ class RedisState:
             event.vendor,
         ]
         try:
-            counts, denials, ends, rule, latest = await self._snapshot(keys=keys, args=args)
+            counts, denials, ends, rule, latest, reason = await self._snapshot(keys=keys, args=args)
         except (RedisError, OSError) as error:
             raise StateUnavailableError(str(error) or type(error).__name__) from error
         return Snapshot(
@@ -223,6 +226,7 @@ class RedisState:
             returning_seen=float(latest),
             ends=float(ends) if ends else None,
             rule=rule or None,
+            reason=reason,
         )
 
     async def record(self, event: Event, decision: Decision, snapshot: Snapshot | None) -> bool:
@@ -293,6 +297,7 @@ class RedisState:
             "ends": session.ends if session.ends is not None else "",
             "rule": session.rule or "",
             "indexes": json.dumps(indexes),
+            "event": json.dumps(event.to_dict()),
         }
         deadline = now + (self.idle if op == "refresh" else self.max_age)
         guard_keys = list(guards)
@@ -311,6 +316,66 @@ class RedisState:
         ]
         answer = await self._record(keys=[_index_key(index) for index in guard_keys], args=args)
         return bool(answer != "conflict")
+
+    async def live(self) -> list[Session]:
+        """Every live session, read with SCAN (for re-checks after a reload and lifetime sweeps;
+        never on the request path)."""
+        sessions: list[Session] = []
+        try:
+            async for key in self._redis.scan_iter(match=f"{PREFIX}s:*", count=500):
+                raw = await self._redis.hgetall(key)
+                fields = {str(name): str(value) for name, value in raw.items()}
+                session = _session_from(str(key).removeprefix(f"{PREFIX}s:"), fields)
+                if session is not None:
+                    sessions.append(session)
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+        return sessions
+
+    async def revoke(self, session: Session, reason: str) -> None:
+        """Mark ``session`` to be ended: its next update is denied with ``reason``."""
+        try:
+            await self._redis.hset(
+                f"{PREFIX}s:{session.id}", mapping={"ends": 0, "ended_because": reason}
+            )
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+
+    async def end(self, session: Session) -> None:
+        """Forget ``session``: a vendor's API ended it."""
+        try:
+            await self._record(
+                keys=[],
+                args=["close", self._clock(), PREFIX, session.id, self._clock(), TOMBSTONE_SECONDS],
+            )
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+
+
+def _session_from(sid: str, fields: dict[str, str]) -> Session | None:
+    try:
+        event = Event.from_dict(json.loads(fields["event"]))
+        return Session(
+            id=sid,
+            connection=fields["connection"],
+            vendor=fields["vendor"],
+            role=fields["role"],
+            app=fields["app"],
+            stream=fields["stream"],
+            client_ip=fields["client_ip"],
+            key=fields["key"],
+            node=fields["node"],
+            vendor_session=fields["vendor_session"],
+            opened=float(fields["opened"]),
+            last_seen=float(fields["last_seen"]),
+            updated=fields["updated"] == "1",
+            ends=float(fields["ends"]) if fields.get("ends") else None,
+            rule=fields.get("rule") or None,
+            event=event,
+            ended_because=fields.get("ended_because", ""),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None  # half-written or expired between SCAN and HGETALL
 
 
 def _indexes_of(event: Event) -> list[tuple[str, str, str]]:

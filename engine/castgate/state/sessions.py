@@ -91,6 +91,10 @@ class Session:
     ends: float | None
     #: The rule that admitted it.
     rule: str | None
+    #: The event that opened it, re-decided when the policy is reloaded.
+    event: Event
+    #: Why castgate ended it (lifetime, reload); ``""`` while it may live.
+    ended_because: str = ""
 
     def scopes(self) -> list[tuple[str, str]]:
         """The (scope, key) pairs this session counts under."""
@@ -120,4 +124,5 @@ def new_session(event: Event, decision: Decision, role: str) -> Session:
         updated=False,
         ends=ends,
         rule=decision.rule,
+        event=event,
     )
