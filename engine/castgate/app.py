@@ -161,6 +161,7 @@ async def healthz(request: Request) -> Response:
             "status": "ok",
             "policy": gate.policy.version,
             "vendors": sorted(gate.registry.vendors),
+            "reload_error": gate.last_reload_error,
             "state": {
                 "backend": "memory" if isinstance(store, MemoryState) else "redis",
                 "reachable": reachable,
