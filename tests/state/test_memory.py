@@ -159,3 +159,13 @@ def test_a_lifetime_from_the_decision_is_kept(state: MemoryState) -> None:
     state.record(event("publish"), Decision(Effect.ALLOW, "ok", "r", {"lifetime": 60}))
     session = state.session_for(event("update", role="publisher"))
     assert session is not None and session.ends == 1_000_060.0 and session.rule == "r"
+
+
+def test_a_close_is_remembered_for_ten_minutes(state: MemoryState, clock: Clock) -> None:
+    state.record(event("publish_done", time=1_000_010.0), ACK)
+    clock.now += 599
+    state.record(event("publish_started", time=1_000_005.0), ACK)
+    assert publishers(state) == 0
+    clock.now += 2
+    state.record(event("publish_started", time=1_000_005.0), ACK)
+    assert publishers(state) == 1

@@ -51,9 +51,9 @@ class MemoryState:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._index: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
-        self._closed: TTLCache[str, float] = TTLCache(
-            maxsize=1_000_000, ttl=TOMBSTONE_SECONDS, timer=clock
-        )
+        # Closed session id -> (when it closed, when to forget that); the sweep forgets.
+        self._closed: dict[str, tuple[float, float]] = {}
+        self._closed_order: deque[tuple[float, str]] = deque()
         self._denials: TTLCache[str, deque[float]] = TTLCache(
             maxsize=1_000_000, ttl=RATE_HORIZON_SECONDS, timer=clock
         )
@@ -127,8 +127,8 @@ class MemoryState:
 
     def _open(self, event: Event, decision: Decision, role: str) -> None:
         sid = session_id(event, role)
-        closed_at = self._closed.get(sid)
-        if closed_at is not None and event.time <= closed_at:
+        closed = self._closed.get(sid)
+        if closed is not None and event.time <= closed[0]:
             return  # its end already arrived: a late or retried start
         existing = self._sessions.get(sid)
         if existing is not None:
@@ -155,7 +155,10 @@ class MemoryState:
         session = self._sessions.get(sid)
         if session is not None and at < session.opened:
             return  # a late end of an earlier session under the same name
-        self._closed[sid] = max(at, self._closed.get(sid, at))
+        forget = self._clock() + TOMBSTONE_SECONDS
+        previous = self._closed.get(sid)
+        self._closed[sid] = (max(at, previous[0]) if previous else at, forget)
+        self._closed_order.append((forget, sid))
         if session is not None:
             self._remove(session)
 
@@ -193,6 +196,11 @@ class MemoryState:
         if now < self._next_sweep:
             return
         self._next_sweep = now + 1.0
+        while self._closed_order and self._closed_order[0][0] <= now:
+            _, sid = self._closed_order.popleft()
+            entry = self._closed.get(sid)
+            if entry is not None and entry[1] <= now:  # not closed again since
+                del self._closed[sid]
         for session in list(self._sessions.values()):
             limit = self.idle if session.updated else self.max_age
             if now - session.last_seen > limit:

@@ -34,23 +34,33 @@ class SessionChange:
     role: str
 
 
+_NO_CHANGE = SessionChange(Change.NONE, "")
+# Every change there can be, made once: this runs for every request.
+_CHANGES = {
+    (change, role): SessionChange(change, role)
+    for change in Change
+    for role in ("publisher", "viewer", "")
+}
+
+
 def change_for(event: Event, decision: Decision) -> SessionChange:
     """What ``decision`` on ``event`` does to the live sessions."""
     action = event.action
     if action in _OPENING_DECISIONS:
         if decision.effect is Effect.ALLOW:
-            return SessionChange(Change.OPEN, _OPENING_DECISIONS[action])
-        return SessionChange(Change.NONE, "")
+            return _CHANGES[(Change.OPEN, _OPENING_DECISIONS[action])]
+        return _NO_CHANGE
     if action in _OPENING_NOTICES:
-        return SessionChange(Change.OPEN, _OPENING_NOTICES[action])
+        return _CHANGES[(Change.OPEN, _OPENING_NOTICES[action])]
     if action == "update":
-        role = event.role
+        role = event.role if event.role in ("publisher", "viewer") else ""
         if decision.effect is Effect.DENY:
-            return SessionChange(Change.CLOSE, role)
-        return SessionChange(Change.REFRESH, role)
+            return _CHANGES[(Change.CLOSE, role)]
+        return _CHANGES[(Change.REFRESH, role)]
     if action in _CLOSING:
-        return SessionChange(Change.CLOSE, _CLOSING[action] or event.role)
-    return SessionChange(Change.NONE, "")
+        role = _CLOSING[action] or (event.role if event.role in ("publisher", "viewer") else "")
+        return _CHANGES[(Change.CLOSE, role)]
+    return _NO_CHANGE
 
 
 def connection_id(event: Event) -> str:
