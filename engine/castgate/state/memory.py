@@ -126,7 +126,8 @@ class MemoryState:
     # internals
 
     def _open(self, event: Event, decision: Decision, role: str) -> None:
-        sid = session_id(event, role)
+        connection = connection_id(event)
+        sid = f"{connection}|{role}"
         closed = self._closed.get(sid)
         if closed is not None and event.time <= closed[0]:
             return  # its end already arrived: a late or retried start
@@ -134,11 +135,12 @@ class MemoryState:
         if existing is not None:
             existing.last_seen = self._clock()
             return
-        session = new_session(event, decision, role)
+        session = new_session(event, decision, role, connection)
         session.last_seen = self._clock()
         self._sessions[sid] = session
+        index = self._index
         for scope, key in session.scopes():
-            self._index[(role, scope, key)].add(sid)
+            index[(role, scope, key)].add(sid)
 
     def _refresh(self, event: Event, decision: Decision, role: str) -> None:
         session = self._sessions.get(session_id(event, role))

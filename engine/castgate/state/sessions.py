@@ -114,13 +114,17 @@ class Session:
         return [(scope, key) for scope, key in pairs if key]
 
 
-def new_session(event: Event, decision: Decision, role: str) -> Session:
+def new_session(
+    event: Event, decision: Decision, role: str, connection: str | None = None
+) -> Session:
+    """The session ``decision`` on ``event`` opens; ``connection`` if the caller has it already."""
     lifetime = decision.response.get("lifetime") if decision.response else None
     ends = event.time + float(lifetime) if isinstance(lifetime, int | float) else None
     key = event.params.get(KEY_PARAM)
+    connection = connection_id(event) if connection is None else connection
     return Session(
-        id=session_id(event, role),
-        connection=connection_id(event),
+        id=f"{connection}|{role}",
+        connection=connection,
         vendor=event.vendor,
         role=role,
         app=event.app,
