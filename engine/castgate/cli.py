@@ -182,6 +182,8 @@ def _describe(info: PluginInfo) -> str:
         lines.append(f"    actions: {', '.join(sorted(vendor.actions))}")
         for key, spec in vendor.response_fields.items():
             lines.append(f"    response {key}: {spec.type}" + (f"  {spec.doc}" if spec.doc else ""))
+    for enforcer in info.enforcers:
+        lines.append(f"  enforcer for {enforcer.vendor}: ends sessions through the vendor's API")
     for function in info.functions:
         signature = f"{function.name}({', '.join(function.params)}) -> {function.returns}"
         lines.append(f"  function {signature}" + (f"  {function.doc}" if function.doc else ""))
