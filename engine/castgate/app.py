@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -212,18 +212,12 @@ async def hook(request: Request) -> Response:
 async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
     decisions = [await _decide(gate, vendor, event) for event in batch.events]
-    try:
-        response = vendor.render_batch(batch, decisions)
-        if not isinstance(response, Response):
-            raise TypeError(f"render_batch returned {type(response).__name__}, not a Response")
-    except Exception:
-        _log.exception(
-            "%s: vendor %r failed to answer a batch of %d events; answered 400",
-            gate.registry.provider_of(vendor.name).origin,
-            vendor.name,
-            len(batch.events),
-        )
-        response = PlainTextResponse("the answer could not be rendered", 400)
+    response = _vendor_answer(
+        gate,
+        vendor,
+        f"answer a batch of {len(batch.events)} events; answered 400",
+        lambda: vendor.render_batch(batch, decisions),
+    ) or PlainTextResponse("the answer could not be rendered", 400)
     latency_ms = (time.perf_counter() - started) * 1000
     _after_answer(response, gate, list(zip(batch.events, decisions, strict=True)), latency_ms)
     return response
@@ -369,37 +363,48 @@ def _render(
     gate: Gate, vendor: Vendor, decision: Decision, event: Event
 ) -> tuple[Response, Decision]:
     """The vendor's answer, or a bare refusal (acknowledgement for notifications) if it fails."""
-    try:
-        response = vendor.render(decision, event)
-        if not isinstance(response, Response):
-            raise TypeError(f"render returned {type(response).__name__}, not a Response")
-    except Exception:
-        _log.exception(
-            "%s: vendor %r failed to render its answer (%s); answered with a bare status",
-            gate.registry.provider_of(vendor.name).origin,
-            vendor.name,
-            decision.effect,
-        )
+    response = _vendor_answer(
+        gate,
+        vendor,
+        f"render its answer ({decision.effect}); answered with a bare status",
+        lambda: vendor.render(decision, event),
+    )
+    if response is None:
         if event.is_notification:
             return PlainTextResponse("", 200), decision
         return PlainTextResponse("", 403), _refusal(decision, "the answer could not be rendered")
     return response, decision
 
 
+def _vendor_answer(
+    gate: Gate, vendor: Vendor, doing: str, answer: Callable[[], object]
+) -> Response | None:
+    """What a vendor's render method returns, or ``None`` (logged, naming the plugin) when it
+    raises or returns something that is not a Response."""
+    try:
+        response = answer()
+        if not isinstance(response, Response):
+            raise TypeError(f"got {type(response).__name__}, not a starlette Response")
+    except Exception:
+        _log.exception(
+            "%s: vendor %r failed to %s",
+            gate.registry.provider_of(vendor.name).origin,
+            vendor.name,
+            doing,
+        )
+        return None
+    return response
+
+
 def _answer_malformed(
     gate: Gate, vendor: Vendor, route: str, error: MalformedRequest, started: float
 ) -> Response:
-    try:
-        response = vendor.render_malformed(error, route)
-        if not isinstance(response, Response):
-            raise TypeError(f"render_malformed returned {type(response).__name__}")
-    except Exception:
-        _log.exception(
-            "%s: vendor %r failed to render a malformed-request answer",
-            gate.registry.provider_of(vendor.name).origin,
-            vendor.name,
-        )
-        response = PlainTextResponse(error.reason, 400)
+    response = _vendor_answer(
+        gate,
+        vendor,
+        "render a malformed-request answer",
+        lambda: vendor.render_malformed(error, route),
+    ) or PlainTextResponse(error.reason, 400)
     event = Event(vendor=vendor.name, action=error.action)
     decision = Decision(Effect.DENY, f"malformed request: {error.reason}")
     latency_ms = (time.perf_counter() - started) * 1000
