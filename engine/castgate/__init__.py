@@ -11,6 +11,23 @@ import pluggy
 from castgate.enforcement import Enforcer, LiveSession
 from castgate.events import ACTIONS, NOTIFICATIONS, Decision, Effect, Event, RuleTrace
 from castgate.lang.functions import PolicyFunction
+from castgate.payloads import (
+    InvalidJSONError,
+    LoneSurrogateError,
+    NestingError,
+    NotAnObjectError,
+    NotUTF8Error,
+    PayloadError,
+    RepeatedKeyError,
+    is_blank,
+    json_kind,
+    parse_form,
+    read_body,
+    read_json,
+    read_json_object,
+    split_form,
+    unquote_form,
+)
 from castgate.vendor import Batch, MalformedRequest, ResponseField, Vendor
 
 #: Decorator marking a plugin's hook implementations: ``@castgate.hookimpl``.
@@ -24,11 +41,26 @@ __all__ = [
     "Effect",
     "Enforcer",
     "Event",
+    "InvalidJSONError",
     "LiveSession",
+    "LoneSurrogateError",
     "MalformedRequest",
+    "NestingError",
+    "NotAnObjectError",
+    "NotUTF8Error",
+    "PayloadError",
     "PolicyFunction",
+    "RepeatedKeyError",
     "ResponseField",
     "RuleTrace",
     "Vendor",
     "hookimpl",
+    "is_blank",
+    "json_kind",
+    "parse_form",
+    "read_body",
+    "read_json",
+    "read_json_object",
+    "split_form",
+    "unquote_form",
 ]

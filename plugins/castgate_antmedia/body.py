@@ -22,11 +22,20 @@ from __future__ import annotations
 import codecs
 import json
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
-from castgate import MalformedRequest
+import castgate
+from castgate import (
+    InvalidJSONError,
+    MalformedRequest,
+    NestingError,
+    NotAnObjectError,
+    RepeatedKeyError,
+    read_json_object,
+    split_form,
+    unquote_form,
+)
 
 #: AMS bodies are a few hundred bytes; broadcast metadata and server resource reports make
 #: them bigger, but never close to this.
@@ -41,17 +50,7 @@ _WHITESPACE = b" \t\r\n"
 
 async def read_body(request: Request) -> bytes:
     """The request body, whatever its Content-Type, refusing more than :data:`MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await castgate.read_body(request, limit=MAX_BODY_BYTES)
 
 
 def declared_charset(content_type: str) -> str | None:
@@ -95,17 +94,25 @@ def looks_like_json(data: bytes) -> bool:
 
 
 def json_object(text: str) -> dict[str, Any]:
-    """A JSON object whose keys never repeat, at any depth; anything else is malformed."""
+    """A JSON object whose keys never repeat, at any depth; anything else is malformed.
+
+    Read by :func:`castgate.read_json_object` with no depth limit of its own and without the
+    surrogate check, as AMS bodies always were.
+    """
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
-    except RecursionError:
+        return read_json_object(text, max_depth=None, allow_lone_surrogates=True)
+    except NestingError:
         raise MalformedRequest("request body is nested too deeply") from None
-    except ValueError as error:
-        # JSONDecodeError carries the position; the message names no value, so it echoes nothing.
-        raise MalformedRequest(f"request body is not valid JSON: {_short(error)}") from None
-    if not isinstance(value, dict):
-        raise MalformedRequest(f"request body is a JSON {_json_kind(value)}, not an object")
-    return value
+    except RepeatedKeyError as error:
+        raise MalformedRequest(
+            f"JSON key {error.key[:40]!r} repeats; AMS never repeats a key"
+        ) from None
+    except NotAnObjectError as error:
+        raise MalformedRequest(f"request body is a JSON {error.kind}, not an object") from None
+    except InvalidJSONError as error:
+        # The parser's message names a position, never a value, so it echoes nothing.
+        detail = f"{error.constant} is not a JSON value" if error.constant else error.detail
+        raise MalformedRequest(f"request body is not valid JSON: {detail}") from None
 
 
 def embedded_json(value: Any) -> Any:
@@ -134,44 +141,14 @@ def form_fields(data: bytes, charset: str | None) -> dict[str, str]:
     if not data.isascii():
         raise MalformedRequest("form body has raw non-ASCII bytes; AMS percent-encodes them")
     fields: dict[str, str] = {}
-    for chunk in data.split(b"&"):
-        if not chunk:
-            continue
-        raw_key, _, raw_value = chunk.partition(b"=")
-        key = _form_decode(raw_key, charset)
+    for raw_key, raw_value in split_form(data):
+        key = decode_text(unquote_form(raw_key), charset)
         if key in fields:
             raise MalformedRequest(f"form key {key[:40]!r} repeats; AMS never repeats a key")
-        fields[key] = _form_decode(raw_value, charset)
+        fields[key] = decode_text(unquote_form(raw_value), charset)
     return fields
-
-
-def _form_decode(text: bytes, charset: str | None) -> str:
-    return decode_text(unquote_to_bytes(text.replace(b"+", b" ")), charset)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedRequest(f"JSON key {key[:40]!r} repeats; AMS never repeats a key")
-        result[key] = value
-    return result
 
 
 def _no_constants(name: str) -> Any:
     # NaN and Infinity are not JSON, and raw must stay JSON-serialisable for the decision log.
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "boolean" if isinstance(value, bool) else "number"
-
-
-def _short(error: ValueError) -> str:
-    return str(error)[:120]

@@ -12,16 +12,12 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from castgate import MalformedRequest
+from castgate import MalformedRequest, is_blank
 
 
 def present(value: Any) -> bool:
     """Whether AMS (or the client) said something: not ``null``, ``""``, ``" "`` or ``nil``."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return value.strip() != "" and value != "nil"
-    return True
+    return not is_blank(value)
 
 
 def text(fields: Mapping[str, Any], key: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+import castgate
 from castgate import Event, MalformedRequest
 from castgate_kls.form import split_pairs
 from castgate_kls.json_text import load_object, load_value
@@ -28,17 +29,7 @@ _BOM = b"\xef\xbb\xbf"
 
 async def read_body(request: Request) -> bytes:
     """The request body, whatever its Content-Type, refusing more than :data:`MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await castgate.read_body(request, limit=MAX_BODY_BYTES)
 
 
 def callback_event(body: bytes) -> Event:

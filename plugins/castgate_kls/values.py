@@ -13,6 +13,7 @@ import math
 import re
 from decimal import Decimal
 
+import castgate
 from castgate import MalformedRequest
 
 #: 9999-12-31T23:59:59.999Z: later times cannot be logged (``datetime`` ends in the year 9999).
@@ -23,10 +24,9 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 def is_blank(value: object) -> bool:
-    """KLS's ways of saying "nothing": missing (``None``/null), ``""``, a lone space, ``nil``."""
-    if value is None:
-        return True
-    return isinstance(value, str) and value.strip() in ("", "nil")
+    """KLS's ways of saying "nothing": missing (``None``/null), ``""``, a lone space, ``nil``
+    (padded with spaces or not)."""
+    return castgate.is_blank(value, trim=True)
 
 
 def text(value: object, field: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from castgate import Event, MalformedRequest
+from castgate import Event, MalformedRequest, is_blank
 from castgate_livepeer.stream_url import PUSH, Pair, StreamUrl, read_stream_url
 
 VENDOR = "livepeer"
@@ -45,7 +45,7 @@ def broadcaster_event(body: Mapping[str, Any], hook_node: str) -> Event:
 
 def present(value: str) -> str:
     """``""`` for the ways a value says "nothing": empty, blank, the literal ``nil``."""
-    return "" if value.strip() == "" or value == "nil" else value
+    return "" if is_blank(value) else value
 
 
 def params_of(pairs: list[Pair]) -> dict[str, str]:

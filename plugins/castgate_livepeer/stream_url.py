@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote_to_bytes, urlsplit
 
-from castgate import MalformedRequest
+from castgate import MalformedRequest, parse_form
 from castgate_livepeer.manifest_id import extension, parse_stream_id
 
 #: A decoded ``key=value`` pair of the query; a pair without ``=`` has the value ``""``.
@@ -141,17 +141,6 @@ def split_query(query: str) -> list[Pair]:
     """Split on ``&``, then on the FIRST ``=``, then percent-decode with ``+`` as a space.
 
     The query is the publisher's own text, so bad escapes and bytes that are not UTF-8 are
-    normal input here: they decode leniently and never raise.
+    normal input here: they decode leniently and never raise (:func:`castgate.parse_form`).
     """
-    pairs: list[Pair] = []
-    for chunk in query.split("&"):
-        if not chunk:
-            continue
-        key, _, value = chunk.partition("=")
-        pairs.append((_decode(key), _decode(value)))
-    return pairs
-
-
-def _decode(text: str) -> str:
-    raw = unquote_to_bytes(text.replace("+", " "))
-    return raw.decode("utf-8", errors="replace")
+    return parse_form(query)

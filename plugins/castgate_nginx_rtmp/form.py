@@ -1,16 +1,15 @@
 """Reading an nginx-rtmp notify parameter string (``k=v&k=v``) into ordered pairs.
 
 Order and duplicates are kept on purpose: which occurrence of a key is genuine depends on where it
-stands (see :mod:`castgate_nginx_rtmp.layout`), so this module never builds a dict.
+stands (see :mod:`castgate_nginx_rtmp.layout`), so this module never builds a dict. The reading
+itself is castgate's (:func:`castgate.parse_form`, :func:`castgate.read_body`).
 """
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
-
 from starlette.requests import Request
 
-from castgate import MalformedRequest
+import castgate
 
 #: A decoded ``key=value`` pair. A pair without ``=`` has the value ``""``.
 Pair = tuple[str, str]
@@ -26,17 +25,7 @@ REPLACEMENT = "\ufffd"
 
 async def read_body(request: Request) -> bytes:
     """The request body, whatever its Content-Type, refusing more than :data:`MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise MalformedRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await castgate.read_body(request, limit=MAX_BODY_BYTES)
 
 
 def split_pairs(data: bytes) -> list[Pair]:
@@ -45,14 +34,4 @@ def split_pairs(data: bytes) -> list[Pair]:
     Client args reach us raw (never re-escaped by nginx-rtmp), so malformed escapes and bytes
     that are not UTF-8 are normal input here: they decode leniently and never raise.
     """
-    pairs: list[Pair] = []
-    for chunk in data.split(b"&"):
-        if not chunk:
-            continue
-        key, _, value = chunk.partition(b"=")
-        pairs.append((_decode(key), _decode(value)))
-    return pairs
-
-
-def _decode(text: bytes) -> str:
-    return unquote_to_bytes(text.replace(b"+", b" ")).decode("utf-8", errors="replace")
+    return castgate.parse_form(data)

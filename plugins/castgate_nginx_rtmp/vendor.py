@@ -16,6 +16,7 @@ from castgate import (
     MalformedRequest,
     ResponseField,
     Vendor,
+    is_blank,
 )
 from castgate_nginx_rtmp.form import REPLACEMENT, Pair, read_body, split_pairs
 from castgate_nginx_rtmp.layout import ACTIONS, LAYOUTS, Split, split_query
@@ -121,7 +122,7 @@ def _event(split: Split, request: Request, url_query: bytes) -> Event:
 
 def _present(value: str) -> str:
     """``""`` for the ways nginx-rtmp and bintu say "nothing": empty, a lone space, ``nil``."""
-    return "" if value.strip() == "" or value == "nil" else value
+    return "" if is_blank(value) else value
 
 
 def _params(args: list[Pair]) -> dict[str, str]:
