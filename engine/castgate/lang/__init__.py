@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,29 @@ def compile_sources(
     files: Sequence[Path] = (),
 ) -> PolicySet:
     """Compile policy text: ``(name, source, directory its data files are in)`` per file."""
+    # Parsing allocates millions of long-lived objects (Lark trees, tokens, AST nodes); with the
+    # collector on, every full collection rescans all of them (10,000 rules: 8.9 s instead of
+    # 3.5 s). Nothing made here needs collecting before the end. The young collection at the end
+    # ages the survivors here, at load; skipped, the first requests after a reload would pay it
+    # (about 100 ms for 10,000 rules).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile_sources(sources, vendors=vendors, functions=functions, env=env, files=files)
+    finally:
+        if enabled:
+            gc.enable()
+            gc.collect(1)
+
+
+def _compile_sources(
+    sources: Sequence[tuple[str, str, Path]],
+    *,
+    vendors: Mapping[str, Vendor],
+    functions: Mapping[str, PolicyFunction],
+    env: Mapping[str, str] | None,
+    files: Sequence[Path],
+) -> PolicySet:
     parsed: list[tuple[ast.PolicyFile, Path]] = []
     problems: list[Diagnostic] = []
     for name, source, directory in sources:

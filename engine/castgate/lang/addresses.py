@@ -21,13 +21,29 @@ AddressKey = tuple[int, int]
 def address_key(text: str) -> AddressKey | None:
     """The comparable form of an address as vendors send it, or ``None`` if it is not one.
 
-    Accepts ``[::1]`` brackets and ``%zone`` suffixes, since some servers send those."""
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except (OSError, TypeError, ValueError):
-        pass
+    Accepts ``[::1]`` brackets and ``%zone`` suffixes, since some servers send those. The last
+    answer is remembered by the identity of its text: a decision tests the same ``client.ip``
+    string against several sets, and parsing it is most of the cost of each test."""
+    global _last
+    last = _last
+    if text is last[0]:
+        return last[1]
+    found = _address_key(text)
+    _last = (text, found)
+    return found
+
+
+_last: tuple[object, AddressKey | None] = (None, None)
+
+
+def _address_key(text: str) -> AddressKey | None:
     if not isinstance(text, str):
         return None
+    if ":" not in text:  # only IPv4 can parse without a colon: skip the IPv6 attempt
+        try:
+            return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except (OSError, ValueError):
+            return None
     candidate = text.strip("[]").split("%", 1)[0]
     try:
         packed = socket.inet_pton(socket.AF_INET6, candidate)

@@ -99,7 +99,7 @@ def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Co
     token = _comments.set(collected)
     try:
         tree = _lark().parse(text)
-        items = tuple(_Builder().transform(tree).children)
+        items = tuple(_Builder(visit_tokens=False).transform(tree).children)
     except (RecursionError, VisitError) as err:
         if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
             raise

@@ -14,12 +14,13 @@ Semantics (docs/policy-language.md, "How a decision is made"):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from castgate.events import Decision, Effect, Event, RuleTrace
-from castgate.lang.compiler import CompiledRule
+from castgate.events import NOTIFICATIONS, Decision, Effect, Event, RuleTrace
+from castgate.lang.compiler import CompiledRule, Fn
 from castgate.state import SessionView
 
 DEFAULT_DENY = Decision(Effect.DENY, "no rule allowed this request")
@@ -34,6 +35,12 @@ class _Candidates:
     denies: tuple[CompiledRule, ...]
     allows: tuple[CompiledRule, ...]
     in_order: tuple[CompiledRule, ...]
+    #: What :meth:`PolicySet.decide` walks: ``(condition, prebuilt decision or None, rule)``, the
+    #: decision already in the form the action needs (acknowledged for notifications).
+    deny_steps: tuple[tuple[Fn | None, Decision, CompiledRule], ...] = ()
+    allow_steps: tuple[tuple[Fn | None, Decision | None, CompiledRule], ...] = ()
+    default: Decision = DEFAULT_DENY
+    notification: bool = False
 
 
 class PolicySet:
@@ -77,44 +84,71 @@ class PolicySet:
             if (r.vendors is None or vendor in r.vendors)
             and (r.actions is None or action in r.actions)
         ]
-        named_apps = {app for r in applicable if r.apps is not None for app in r.apps}
+        # One pass: each app's own rules, merged with the any-app rules in file order. Testing
+        # every rule against every named app was quadratic: 2.7 s for 10,000 apps.
+        shared = [r for r in applicable if r.apps is None]
+        own: dict[str, list[CompiledRule]] = {}
+        for r in applicable:
+            if r.apps is not None:
+                for app in r.apps:
+                    own.setdefault(app, []).append(r)
+        position = {id(r): i for i, r in enumerate(applicable)}
+
+        def in_order(app: str | None) -> tuple[CompiledRule, ...]:
+            mine = own.get(app, []) if app is not None else []
+            if not mine or not shared:
+                return tuple(mine or shared)
+            return tuple(heapq.merge(shared, mine, key=lambda r: position[id(r)]))
+
+        notification = action in NOTIFICATIONS
 
         def for_app(app: str | None) -> _Candidates:
-            rules = tuple(r for r in applicable if r.apps is None or (app in r.apps))
+            rules = in_order(app)
+            denies = tuple(r for r in rules if r.kind == "deny")
+            allows = tuple(r for r in rules if r.kind == "allow")
             return _Candidates(
-                tuple(r for r in rules if r.kind == "deny"),
-                tuple(r for r in rules if r.kind == "allow"),
+                denies,
+                allows,
                 rules,
+                tuple((r.condition, _final(r.decision, notification), r) for r in denies),  # type: ignore[arg-type]
+                tuple(
+                    (r.condition, r.decision and _final(r.decision, notification), r)
+                    for r in allows
+                ),
+                _ACKNOWLEDGED if notification else DEFAULT_DENY,
+                notification,
             )
 
-        return {app: for_app(app) for app in named_apps}, for_app(None)
+        return {app: for_app(app) for app in own}, for_app(None)
 
     def decide(self, event: Event, state: SessionView, *, explain: bool = False) -> Decision:
         """The decision for ``event``. Never raises: a failing rule is a deny that names it."""
-        found = self.candidates(event.vendor, event.action, event.app)
+        per_app = self._index.get((event.vendor, event.action))
+        if per_app is None:
+            found = self.candidates(event.vendor, event.action, event.app)
+        else:
+            found = per_app[0].get(event.app, per_app[1])
         if explain:
             decision = self._explained(found, event, state)
-        else:
-            decision = self._decided(found, event, state)
-        return _as_notification(decision) if event.is_notification else decision
-
-    def _decided(self, found: _Candidates, event: Event, state: SessionView) -> Decision:
-        for rule in found.denies:
+            return _as_notification(decision) if found.notification else decision
+        for condition, decided, rule in found.deny_steps:
             try:
-                if rule.condition is None or rule.condition(event, state):
-                    return rule.decision  # type: ignore[return-value] # denies are prebuilt
+                if condition is None or condition(event, state):
+                    return decided
             except Exception as err:
-                return _failure(rule, err)
-        for rule in found.allows:
+                return _final(_failure(rule, err), found.notification)
+        for condition, prebuilt, rule in found.allow_steps:
             try:
-                if rule.condition is None or rule.condition(event, state):
-                    return _allowed(rule, event, state)
+                if condition is None or condition(event, state):
+                    if prebuilt is not None:
+                        return prebuilt
+                    return _final(_allowed(rule, event, state), found.notification)
             except Exception as err:
-                return _failure(rule, err)
-        return DEFAULT_DENY
+                return _final(_failure(rule, err), found.notification)
+        return found.default
 
     def _explained(self, found: _Candidates, event: Event, state: SessionView) -> Decision:
-        """Evaluates every candidate rule, recording each, then decides as :meth:`_decided`."""
+        """Evaluates every candidate rule, recording each, then decides as :meth:`decide` does."""
         traces: list[RuleTrace] = []
         outcome: dict[str, bool | Exception] = {}
         for rule in found.in_order:
@@ -139,7 +173,8 @@ class PolicySet:
         event: Event,
         state: SessionView,
     ) -> Decision:
-        """:meth:`_decided` over outcomes already computed, so explaining never changes it."""
+        """:meth:`decide`'s procedure over outcomes already computed, so explaining never
+        changes the decision."""
         for rule in found.denies:
             result = outcome[rule.name]
             if isinstance(result, Exception):
@@ -156,6 +191,10 @@ class PolicySet:
                 except Exception as err:
                     return _failure(rule, err)
         return DEFAULT_DENY
+
+
+def _final(decision: Decision, notification: bool) -> Decision:
+    return _as_notification(decision) if notification else decision
 
 
 def _allowed(rule: CompiledRule, event: Event, state: SessionView) -> Decision:
