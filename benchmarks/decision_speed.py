@@ -2,7 +2,7 @@
 
 Run by hand from the repository root::
 
-    python benchmarks/decision_speed.py             # full run, a few minutes
+    python benchmarks/decision_speed.py             # full run, about two minutes
     python benchmarks/decision_speed.py --quick     # tiny sizes, seconds (what the smoke test runs)
     python benchmarks/decision_speed.py --json out.json --repeats 5
 
@@ -987,10 +987,14 @@ def compile_benchmark(sizes: Sizes, root: Path, seed: int) -> dict[str, Any]:
         result[f"load_{label}_count"] = sizes.load_keys if label == "keys" else sizes.load_cidrs
         result[f"load_{label}_s"] = statistics.median(runs)
         # The load function alone (read, hash, split, build the set or ranges).
-        context = LoadContext(directory, directory, {})
-        t0 = time.perf_counter()
-        BUILTINS[function].impl(context, file_name)
-        result[f"load_{label}_function_s"] = time.perf_counter() - t0
+        alone = []
+        for _ in range(3):
+            gc.collect()
+            context = LoadContext(directory, directory, {})
+            t0 = time.perf_counter()
+            BUILTINS[function].impl(context, file_name)
+            alone.append(time.perf_counter() - t0)
+        result[f"load_{label}_function_s"] = statistics.median(alone)
     return result
 
 
@@ -1128,6 +1132,11 @@ def run(
                 if base is None
                 else cg["batch_median_ns"] / base["castgate"]["batch_median_ns"]
             )
+            # The floor's own ratio shows how much of castgate's is the machine or the data
+            # (bigger sets cost the floor too), not the engine.
+            stats["floor_ratio_to_small"] = (
+                None if base is None else fl["batch_median_ns"] / base["floor"]["batch_median_ns"]
+            )
         cases.append(
             {
                 "name": item.case.name,
@@ -1157,8 +1166,23 @@ def run(
         "agreement": {"events_checked": checked, "disagreements": 0, "agreed": True},
         "cases": cases,
         "compile": compile_result,
+        "per_repeat": _per_repeat(runs),
         "targets": targets(cases, compile_result, small),
     }
+
+
+def _per_repeat(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each repeat's batch medians (castgate, floor) per case and class, to judge the noise."""
+    out: dict[str, Any] = {}
+    for case, classes in runs[0].items():
+        out[case] = {
+            label: {
+                side: [run[case][label][side]["batch_median_ns"] for run in runs]
+                for side in ("castgate", "floor")
+            }
+            for label in classes
+        }
+    return out
 
 
 def targets(cases: list[dict[str, Any]], compile_result: dict[str, Any], small: str) -> dict:
@@ -1203,18 +1227,20 @@ def render(results: dict[str, Any]) -> str:
         "",
         "times in microseconds per decision; med = median of batch means, p99 = per-call p99",
         f"{'case':<16} {'class':<13} {'n':>4} {'cg med':>7} {'cg p99':>7} {'fl med':>7}"
-        f" {'fl p99':>7} {'cg/fl':>6} {'vs small':>8}",
+        f" {'fl p99':>7} {'cg/fl':>6} {'vs small':>8} {'(floor)':>7}",
     ]
     for case in results["cases"]:
         for label, stats in case["classes"].items():
             cg, fl = stats["castgate"], stats["floor"]
             ratio_small = stats["ratio_to_small"]
+            floor_small = stats["floor_ratio_to_small"]
             lines.append(
                 f"{case['name']:<16} {label:<13} {stats['events']:>4} "
                 f"{_us(cg['batch_median_ns']):>7} {_us(cg['call_p99_ns']):>7} "
                 f"{_us(fl['batch_median_ns']):>7} {_us(fl['call_p99_ns']):>7} "
                 f"{stats['ratio_to_floor']:>6.2f} "
-                f"{'' if ratio_small is None else f'{ratio_small:.2f}':>8}"
+                f"{'' if ratio_small is None else f'{ratio_small:.2f}':>8} "
+                f"{'' if floor_small is None else f'({floor_small:.2f})':>7}"
             )
     c = results["compile"]
     lines += [
@@ -1238,6 +1264,43 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The results table as Markdown, for benchmarks/README.md."""
+    rows = [
+        "| case | class | n | castgate med | castgate p99 | floor med | floor p99 | cg/fl "
+        "| vs small (floor) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in results["cases"]:
+        for label, stats in case["classes"].items():
+            cg, fl = stats["castgate"], stats["floor"]
+            ratio_small, floor_small = stats["ratio_to_small"], stats["floor_ratio_to_small"]
+            versus = "" if ratio_small is None else f"{ratio_small:.2f} ({floor_small:.2f})"
+            rows.append(
+                f"| {case['name']} | {label} | {stats['events']} | {_us(cg['batch_median_ns'])} "
+                f"| {_us(cg['call_p99_ns'])} | {_us(fl['batch_median_ns'])} "
+                f"| {_us(fl['call_p99_ns'])} | {stats['ratio_to_floor']:.2f} | {versus} |"
+            )
+    c = results["compile"]
+    rows += [
+        "",
+        "| compile and load | seconds |",
+        "|---|---:|",
+        f"| compile {c['rules']:,} rules (`compile_sources`) | {c['compile_s']:.2f} |",
+        f"| the same, garbage collector paused | {c['compile_gc_paused_s']:.2f} |",
+        f"| of which parse / check / closures | {c['parse_s']:.2f} / {c['check_s']:.2f} / "
+        f"{c['closures_s']:.2f} |",
+        f"| first decision after loading them (index build) | {c['first_decision_s']:.4f} |",
+        f"| first decision, {c['rules']:,} rules for {c['rules']:,} apps "
+        f"| {c['first_decision_distinct_apps_s']:.4f} |",
+        f"| load {c['load_keys_count']:,} keys (`lines()`: compile / function alone) "
+        f"| {c['load_keys_s']:.3f} / {c['load_keys_function_s']:.3f} |",
+        f"| load {c['load_cidrs_count']:,} CIDRs (`cidrs()`: compile / function alone) "
+        f"| {c['load_cidrs_s']:.3f} / {c['load_cidrs_function_s']:.3f} |",
+    ]
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
@@ -1245,7 +1308,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="whole timing runs to take medians over")
     parser.add_argument("--seed", type=int, default=20260323)
     parser.add_argument("--silent", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--markdown", type=Path, help="read results from this JSON file and print Markdown tables"
+    )
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text(encoding="utf-8"))))
+        return 0
     progress = None if args.silent else (lambda m: print(m, file=sys.stderr, flush=True))
     results = run(quick=args.quick, repeats=args.repeats, seed=args.seed, progress=progress)
     print(render(results))

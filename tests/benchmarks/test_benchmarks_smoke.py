@@ -71,6 +71,8 @@ def test_quick_run_reports_every_number_and_full_agreement(tmp_path: Path) -> No
         "compile_lt_1s",
     }
     assert all(isinstance(t["met"], bool) for t in results["targets"].values())
+    table = bench.markdown(results)
+    assert "| small | allowed |" in table and "compile 200 rules" in table
 
 
 def test_the_floor_is_the_reference_policy(tmp_path: Path) -> None:
@@ -82,7 +84,7 @@ def test_the_floor_is_the_reference_policy(tmp_path: Path) -> None:
     policy = bench.compile_case(data)
     floor = bench.make_floor(data)
     maker = bench.EventMaker(data, 7)
-    events = maker.timed_mix(400) + maker.check_mix(1500)
+    events = maker.timed_mix(3000) + maker.check_mix(3000)
     assert bench.check_agreement(policy, floor, events) == len(events)
     deciders = {policy.decide(e, bench.EMPTY_STATE).rule for e in events}
     assert {r.name for r in policy.rules} <= deciders
