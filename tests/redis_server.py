@@ -6,7 +6,6 @@ Where redis-server is missing the tests that need it skip with the reason, excep
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -14,16 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from dependencies import unavailable
 
 
 def require_redis() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        reason = "needs redis-server (Debian package redis-server)"
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"{reason} (CI=true: a missing dependency fails here)", pytrace=False)
-        pytest.skip(reason)
+        unavailable("needs redis-server (Debian package redis-server)")
+        raise AssertionError("unreachable: unavailable() skips or fails")
     return binary
 
 

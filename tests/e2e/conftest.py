@@ -7,12 +7,12 @@ suite green by skipping it. The same rule applies to ``castgate serve`` for the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dependencies import unavailable
 
 from .harness import (
     Castgate,
@@ -25,17 +25,6 @@ from .harness import (
 
 #: Log files to show when a test fails, registered by the fixtures that start processes.
 _LOGS = pytest.StashKey[list[tuple[str, Path]]]()
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
-def unavailable(reason: str) -> None:
-    """Skip for ``reason``, or fail when running in CI."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing dependency fails here)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(tryfirst=True)
