@@ -24,6 +24,7 @@ from castgate import (
     NotUTF8Error,
     PayloadError,
     RepeatedKeyError,
+    first_values,
     is_blank,
     json_kind,
     parse_form,
@@ -378,3 +379,17 @@ def test_a_padded_nil_is_blank_only_with_trim() -> None:
     assert not is_blank(" nil ")
     assert is_blank(" nil ", trim=True)
     assert is_blank("\tnil\n", trim=True)
+
+
+def test_first_values_keeps_each_keys_first_non_blank_value() -> None:
+    pairs = [
+        ("key", ""),
+        ("key", "k1"),
+        ("key", "k2"),
+        ("", "x"),
+        ("tag", "nil"),
+        ("n", " "),
+        ("id", "7"),
+    ]
+    assert first_values(pairs) == {"key": "k1", "id": "7"}
+    assert list(first_values([("b", "1"), ("a", "2")])) == ["b", "a"]

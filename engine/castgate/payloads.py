@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
 from urllib.parse import unquote_to_bytes
 
@@ -289,3 +290,13 @@ def is_blank(value: object, *, trim: bool = False) -> bool:
         return False
     stripped = value.strip()
     return stripped == "" or (stripped if trim else value) == "nil"
+
+
+def first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each key's first value that is not blank, in order: how a query string or form becomes
+    ``Event.params`` (most readers take the first of a repeated key; ``raw`` keeps them all)."""
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        if key and not is_blank(value):
+            values.setdefault(key, value)
+    return values

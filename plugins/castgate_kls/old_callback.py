@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from castgate import Event, MalformedRequest
+from castgate import Event, MalformedRequest, first_values
 from castgate_kls.form import REPLACEMENT, Pair
 from castgate_kls.notice import VENDOR, add_own_keys
 from castgate_kls.session import push_key, tcurl_domain
@@ -68,10 +68,7 @@ def _present(value: str) -> str:
 
 def _params(pairs: list[Pair], vdoid: str) -> dict[str, str]:
     # First value wins for a repeated key, as in most form readers; raw keeps all of them.
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key and key not in FIELDS and not is_blank(value):
-            params.setdefault(key, value)
+    params = first_values((key, value) for key, value in pairs if key not in FIELDS)
     if vdoid:
         params["vdoid"] = vdoid
     return params

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from castgate import Event, MalformedRequest, is_blank
-from castgate_livepeer.stream_url import PUSH, Pair, StreamUrl, read_stream_url
+from castgate import Event, MalformedRequest, first_values, is_blank
+from castgate_livepeer.stream_url import PUSH, StreamUrl, read_stream_url
 
 VENDOR = "livepeer"
 
@@ -33,7 +33,7 @@ def broadcaster_event(body: Mapping[str, Any], hook_node: str) -> Event:
         action=stream_url.action,
         app=stream_url.app,
         stream=stream_url.stream,
-        params=params_of(stream_url.query),
+        params=first_values(stream_url.query),
         # An HTTP push names its session in the URL; an RTMP publish gets its manifest ID only
         # from the answer, and a recordings read is no session.
         session_id=stream_url.stream if stream_url.form == PUSH else "",
@@ -46,15 +46,6 @@ def broadcaster_event(body: Mapping[str, Any], hook_node: str) -> Event:
 def present(value: str) -> str:
     """``""`` for the ways a value says "nothing": empty, blank, the literal ``nil``."""
     return "" if is_blank(value) else value
-
-
-def params_of(pairs: list[Pair]) -> dict[str, str]:
-    # First value wins for a repeated arg, as most query readers do; raw.query keeps them all.
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key and present(value):
-            params.setdefault(key, value)
-    return params
 
 
 def _raw(body: Mapping[str, Any], url: str, stream_url: StreamUrl) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from castgate import (
     MalformedRequest,
     ResponseField,
     Vendor,
+    first_values,
     is_blank,
 )
-from castgate_nginx_rtmp.form import REPLACEMENT, Pair, read_body, split_pairs
+from castgate_nginx_rtmp.form import REPLACEMENT, read_body, split_pairs
 from castgate_nginx_rtmp.layout import ACTIONS, LAYOUTS, Split, split_query
 from castgate_nginx_rtmp.rename import rename_problems
 
@@ -111,7 +112,7 @@ def _event(split: Split, request: Request, url_query: bytes) -> Event:
         action=action,
         app=app,
         stream=stream,
-        params=_params(split.args),
+        params=first_values(split.args),
         client_ip=_present(fields.get("addr", "")),
         session_id=_present(fields.get("clientid", "")),
         node=_node(url_query) or (request.client.host if request.client else ""),
@@ -123,15 +124,6 @@ def _event(split: Split, request: Request, url_query: bytes) -> Event:
 def _present(value: str) -> str:
     """``""`` for the ways nginx-rtmp and bintu say "nothing": empty, a lone space, ``nil``."""
     return "" if is_blank(value) else value
-
-
-def _params(args: list[Pair]) -> dict[str, str]:
-    # First value wins for a repeated arg, like most form readers; raw keeps all of them.
-    params: dict[str, str] = {}
-    for key, value in args:
-        if key and _present(value):
-            params.setdefault(key, value)
-    return params
 
 
 def _node(url_query: bytes) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from castgate import Event, MalformedRequest
+from castgate import Event, MalformedRequest, first_values
 from castgate_nimble.body import present
 
 #: Field -> accepted spellings, normalized (lower case, no ``_`` or ``-``), most specific first.
@@ -193,11 +193,7 @@ def _ambiguous(segment: str) -> bool:
 
 def _params(query: str) -> dict[str, str]:
     # First value wins for a repeated arg; raw.fields.query keeps all of them.
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
-        if key and present(value):
-            params.setdefault(key, value)
-    return params
+    return first_values(parse_qsl(query, keep_blank_values=True, errors="replace"))
 
 
 def _query_lists(query: str) -> dict[str, list[str]]:
