@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from requests_asgi import asgi_request
 from starlette.requests import Request
 from starlette.testclient import TestClient
-from starlette.types import Message
 
 from castgate import Event
 from castgate.app import create_app
@@ -71,33 +71,15 @@ def make_request(
     client: tuple[str, int] | None = PEER,
     content_length: str | None = None,
 ) -> Request:
-    """A request as uvicorn hands it over."""
-    path, _, query = target.partition("?")
-    headers = [(b"host", b"castgate:8070")]
-    if content_type is not None:
-        headers.append((b"content-type", content_type.encode("latin-1")))
-    length = content_length if content_length is not None else str(len(body))
-    headers.append((b"content-length", length.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode("latin-1"),
-        "headers": headers,
-        "client": client,
-        "server": ("127.0.0.1", 8070),
-    }
-    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> Message:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    return Request(scope, receive)
+    """A request as Ant Media Server's HTTP client sends it."""
+    return asgi_request(
+        body,
+        target=target,
+        headers=[(b"host", b"castgate:8070")],
+        content_type=content_type,
+        content_length=content_length,
+        client=client,
+    )
 
 
 def parse(body: bytes, route: str = "", **options: Any) -> Event:

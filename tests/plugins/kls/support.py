@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from requests_asgi import asgi_request
 from starlette.requests import Request
-from starlette.types import Message
 
 from castgate import Event
 from castgate_kls import Kls
@@ -39,33 +39,16 @@ def make_request(
     method: str = "POST",
 ) -> Request:
     """A request as KLS's old callback sends it: HTTP/1.0, Connection: close, no Content-Type."""
-    headers = [(b"connection", b"close")]
-    if content_type is not None:
-        headers.append((b"content-type", content_type.encode()))
-    length = content_length if content_length is not None else str(len(body))
-    headers.append((b"content-length", length.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.0",
-        "method": method,
-        "scheme": "http",
-        "path": "/hooks/kls",
-        "raw_path": b"/hooks/kls",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("198.51.100.23", 40000),
-        "server": ("127.0.0.1", 8070),
-    }
-    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> Message:
-        if messages:
-            return messages.pop(0)
-        return {"type": "http.disconnect"}
-
-    return Request(scope, receive)
+    return asgi_request(
+        body,
+        target="/hooks/kls",
+        method=method,
+        headers=[(b"connection", b"close")],
+        content_type=content_type,
+        content_length=content_length,
+        http_version="1.0",
+        client=("198.51.100.23", 40000),
+    )
 
 
 def parse(body: bytes, route: str = "", **options: Any) -> Event:

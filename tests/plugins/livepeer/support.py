@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from requests_asgi import asgi_request
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
@@ -44,39 +45,17 @@ def make_request(
     chunks: Sequence[bytes] | None = None,
     content_length: str | None = None,
 ) -> Request:
-    """A request as uvicorn hands it over (Go's http.Post sends one body with a length)."""
-    path, _, query = target.partition("?")
-    headers = [(b"host", b"127.0.0.1:8070"), (b"user-agent", b"Go-http-client/1.1")]
-    if content_type is not None:
-        headers.append((b"content-type", content_type.encode()))
-    length = content_length if content_length is not None else str(len(body))
-    headers.append((b"content-length", length.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode("latin-1"),
-        "headers": headers,
-        "client": client,
-        "server": ("127.0.0.1", 8070),
-    }
-    parts = list(chunks) if chunks is not None else [body]
-    messages: list[Message] = [
-        {"type": "http.request", "body": part, "more_body": index < len(parts) - 1}
-        for index, part in enumerate(parts)
-    ]
-
-    async def receive() -> Message:
-        if messages:
-            return messages.pop(0)
-        return {"type": "http.disconnect"}
-
-    return Request(scope, receive)
+    """A request as go-livepeer's ``http.Post`` sends it: one body with a length."""
+    return asgi_request(
+        body,
+        target=target,
+        method=method,
+        headers=[(b"host", b"127.0.0.1:8070"), (b"user-agent", b"Go-http-client/1.1")],
+        content_type=content_type,
+        content_length=content_length,
+        client=client,
+        chunks=chunks,
+    )
 
 
 def parse(body: bytes, route: str = "", **options: Any) -> Event:

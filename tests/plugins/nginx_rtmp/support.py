@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from requests_asgi import asgi_request
 from starlette.requests import Request
-from starlette.types import Message
 
 from castgate import Event
 from castgate_nginx_rtmp import NginxRtmp
@@ -30,39 +30,19 @@ def make_request(
     chunks: Sequence[bytes] | None = None,
     content_length: str | None = None,
 ) -> Request:
-    """A request as uvicorn hands it over: the target's query is everything after the FIRST "?"."""
-    path, _, query = target.partition("?")
-    headers = [(b"host", b"127.0.0.1"), (b"connection", b"Close")]
-    if content_type is not None:
-        headers.append((b"content-type", content_type.encode()))
-    length = content_length if content_length is not None else str(len(body))
-    headers.append((b"content-length", length.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.0",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode("latin-1"),
-        "headers": headers,
-        "client": client,
-        "server": ("127.0.0.1", 8080),
-    }
-    parts = list(chunks) if chunks is not None else [body]
-    messages: list[Message] = [
-        {"type": "http.request", "body": part, "more_body": index < len(parts) - 1}
-        for index, part in enumerate(parts)
-    ]
-
-    async def receive() -> Message:
-        if messages:
-            return messages.pop(0)
-        return {"type": "http.disconnect"}
-
-    return Request(scope, receive)
+    """A request as nginx-rtmp sends it: HTTP/1.0, ``Connection: Close``."""
+    return asgi_request(
+        body,
+        target=target,
+        method=method,
+        headers=[(b"host", b"127.0.0.1"), (b"connection", b"Close")],
+        content_type=content_type,
+        content_length=content_length,
+        http_version="1.0",
+        client=client,
+        server=("127.0.0.1", 8080),
+        chunks=chunks,
+    )
 
 
 def parse(body: bytes = b"", route: str = "", **options: object) -> Event:

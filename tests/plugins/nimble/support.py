@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from requests_asgi import asgi_request
 from starlette.requests import Request
 from starlette.testclient import TestClient
-from starlette.types import Message
 
 from castgate import Batch, Event
 from castgate.app import create_app
@@ -48,32 +48,14 @@ def make_request(
     target: str = "/hooks/nimble",
     client: tuple[str, int] | None = ("10.9.8.7", 40000),
 ) -> Request:
-    path, _, query = target.partition("?")
-    headers = [
-        (b"host", b"127.0.0.1"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode("latin-1"),
-        "headers": headers,
-        "client": client,
-        "server": ("127.0.0.1", 8070),
-    }
-    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> Message:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    return Request(scope, receive)
+    """A request as Nimble's handler calls send it: JSON with a length."""
+    return asgi_request(
+        body,
+        target=target,
+        headers=[(b"host", b"127.0.0.1")],
+        content_type="application/json",
+        client=client,
+    )
 
 
 def parse(
