@@ -1,12 +1,14 @@
-"""Starlette requests built from an ASGI scope, as uvicorn hands them to a vendor's ``parse``:
-vendor tests read bodies without running a server. Each vendor's ``support.make_request`` sets
-the headers and peer its streaming server sends and calls :func:`asgi_request`."""
+"""Plain ASGI for vendor tests, without running a server: requests built from a scope, as uvicorn
+hands them to a vendor's ``parse`` (each vendor's ``support.make_request`` sets the headers and
+peer its streaming server sends), and responses read back as the bytes a server would send."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Message
 
 
@@ -57,3 +59,18 @@ def asgi_request(
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
     return Request(scope, receive)
+
+
+def wire(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of ``response`` exactly as Starlette hands them to the server."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(response({"type": "http", "method": "POST"}, receive, send))
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], list(start["headers"]), body

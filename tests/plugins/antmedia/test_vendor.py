@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pluggy
 import pytest
-from starlette.responses import Response
-from starlette.types import Message
+from requests_asgi import wire
 
 import castgate.hookspecs
 from castgate import ACTIONS, Decision, Effect, Event, MalformedRequest
@@ -28,25 +26,10 @@ def _event(action: str) -> Event:
     return Event(vendor="antmedia", action=action, app="LiveApp", stream="stream1")
 
 
-def _wire(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and body exactly as Starlette hands them to the server."""
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    asyncio.run(response({"type": "http", "method": "POST"}, receive, send))
-    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
-    return start["status"], list(start["headers"]), body
-
-
 @pytest.mark.parametrize("action", ["publish", "play"])
 def test_allow_is_exactly_an_empty_200(action: str) -> None:
     decision = Decision(Effect.ALLOW, "allowed by rule r", rule="r")
-    assert _wire(VENDOR.render(decision, _event(action))) == (
+    assert wire(VENDOR.render(decision, _event(action))) == (
         200,
         [(b"content-length", b"0")],
         b"",
@@ -55,17 +38,17 @@ def test_allow_is_exactly_an_empty_200(action: str) -> None:
 
 @pytest.mark.parametrize("action", ["publish", "play"])
 def test_deny_is_403_with_the_reason(action: str) -> None:
-    status, headers, body = _wire(VENDOR.render(Decision(Effect.DENY, "bad token"), _event(action)))
+    status, headers, body = wire(VENDOR.render(Decision(Effect.DENY, "bad token"), _event(action)))
     assert (status, body) == (403, b"bad token")
     assert headers == [(b"content-length", b"9"), (b"content-type", b"text/plain; charset=utf-8")]
 
 
 def test_deny_reason_is_one_short_line() -> None:
     decision = Decision(Effect.DENY, "line1\r\nline2\x00" + "x" * 500)
-    _, _, body = _wire(VENDOR.render(decision, _event("publish")))
+    _, _, body = wire(VENDOR.render(decision, _event("publish")))
     assert body.startswith(b"line1  line2 x")
     assert len(body) == 200
-    _, _, empty = _wire(VENDOR.render(Decision(Effect.DENY, ""), _event("publish")))
+    _, _, empty = wire(VENDOR.render(Decision(Effect.DENY, ""), _event("publish")))
     assert empty == b"denied"
 
 
@@ -74,7 +57,7 @@ def test_deny_reason_is_one_short_line() -> None:
 def test_every_notification_is_acknowledged_with_exactly_200(action: str, effect: Effect) -> None:
     # Even a decision that is not an ack (it cannot happen) never makes AMS retry a delivery.
     decision = Decision(effect, "x", flagged=effect is Effect.DENY)
-    assert _wire(VENDOR.render(decision, _event(action))) == (
+    assert wire(VENDOR.render(decision, _event(action))) == (
         200,
         [(b"content-length", b"0")],
         b"",
@@ -83,18 +66,18 @@ def test_every_notification_is_acknowledged_with_exactly_200(action: str, effect
 
 def test_response_data_is_never_rendered() -> None:
     decision = Decision(Effect.ALLOW, "ok", response={"lifetime": 3600})
-    assert _wire(VENDOR.render(decision, _event("publish")))[::2] == (200, b"")
+    assert wire(VENDOR.render(decision, _event("publish")))[::2] == (200, b"")
 
 
 @pytest.mark.parametrize("route", ["publish", "play"])
 def test_an_unreadable_authentication_request_is_denied(route: str) -> None:
     response = VENDOR.render_malformed(MalformedRequest("no streamId", action=route), route)
-    assert _wire(response)[::2] == (403, b"no streamId")
+    assert wire(response)[::2] == (403, b"no streamId")
 
 
 def test_an_unreadable_event_webhook_is_400() -> None:
     response = VENDOR.render_malformed(MalformedRequest("no action", action="notify"), "")
-    status, headers, body = _wire(response)
+    status, headers, body = wire(response)
     assert (status, body) == (400, b"no action")
     assert (b"content-type", b"text/plain; charset=utf-8") in headers
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pluggy
 import pytest
-from starlette.responses import Response
-from starlette.types import Message
+from requests_asgi import wire
 
 import castgate.hookspecs
 from castgate import ACTIONS, Decision, Effect, Event, MalformedRequest, ResponseField
@@ -21,41 +19,26 @@ def _event(action: str) -> Event:
     return Event(vendor="nginx_rtmp", action=action, app="live", stream="secret1")
 
 
-def _wire(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and body exactly as Starlette hands them to the server."""
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    asyncio.run(response({"type": "http", "method": "POST"}, receive, send))
-    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
-    return start["status"], list(start["headers"]), body
-
-
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     return [value for key, value in headers if key.lower() == name]
 
 
 def test_allow_is_an_empty_200_that_closes() -> None:
-    status, headers, body = _wire(VENDOR.render(Decision(Effect.ALLOW, "ok"), _event("publish")))
+    status, headers, body = wire(VENDOR.render(Decision(Effect.ALLOW, "ok"), _event("publish")))
     assert (status, body) == (200, b"")
     assert _header(headers, b"connection") == [b"close"]
     assert _header(headers, b"location") == []
 
 
 def test_ack_is_200() -> None:
-    status, headers, _ = _wire(VENDOR.render(Decision(Effect.ACK, ""), _event("publish_done")))
+    status, headers, _ = wire(VENDOR.render(Decision(Effect.ACK, ""), _event("publish_done")))
     assert status == 200
     assert _header(headers, b"connection") == [b"close"]
 
 
 @pytest.mark.parametrize("action", ["publish", "play", "update", "connect"])
 def test_deny_is_403_with_the_reason(action: str) -> None:
-    status, headers, body = _wire(
+    status, headers, body = wire(
         VENDOR.render(Decision(Effect.DENY, "key not allowed"), _event(action))
     )
     assert (status, body) == (403, b"key not allowed")
@@ -65,11 +48,11 @@ def test_deny_is_403_with_the_reason(action: str) -> None:
 
 def test_deny_reason_is_one_short_line() -> None:
     decision = Decision(Effect.DENY, "line1\r\nline2\x00" + "x" * 500)
-    _, _, body = _wire(VENDOR.render(decision, _event("publish")))
+    _, _, body = wire(VENDOR.render(decision, _event("publish")))
     assert body.startswith(b"line1  line2 x")
     assert len(body) == 200
     assert b"\n" not in body
-    _, _, empty = _wire(VENDOR.render(Decision(Effect.DENY, ""), _event("publish")))
+    _, _, empty = wire(VENDOR.render(Decision(Effect.DENY, ""), _event("publish")))
     assert empty == b"denied"
 
 
@@ -77,7 +60,7 @@ def test_deny_reason_is_one_short_line() -> None:
 @pytest.mark.parametrize("name", ["public1", "pub/lic", "kanal-ü", "rtmp://10.0.0.2:1936/live/x"])
 def test_rename_is_a_bare_302_location_set_verbatim(action: str, name: str) -> None:
     decision = Decision(Effect.ALLOW, "ok", response={"rename": name})
-    status, headers, body = _wire(VENDOR.render(decision, _event(action)))
+    status, headers, body = wire(VENDOR.render(decision, _event(action)))
     assert (status, body) == (302, b"")
     assert _header(headers, b"location") == [name.encode()]
     assert _header(headers, b"connection") == [b"close"]
@@ -87,14 +70,14 @@ def test_rename_is_a_bare_302_location_set_verbatim(action: str, name: str) -> N
 def test_rename_is_ignored_where_nginx_would_misread_it(action: str) -> None:
     # on connect a Location would become the application name
     decision = Decision(Effect.ALLOW, "ok", response={"rename": "public1"})
-    status, headers, _ = _wire(VENDOR.render(decision, _event(action)))
+    status, headers, _ = wire(VENDOR.render(decision, _event(action)))
     assert status == 200
     assert _header(headers, b"location") == []
 
 
 def test_an_invalid_rename_that_reaches_render_is_denied() -> None:
     decision = Decision(Effect.ALLOW, "ok", response={"rename": "a\r\nX-Evil: 1"})
-    status, headers, body = _wire(VENDOR.render(decision, _event("publish")))
+    status, headers, body = wire(VENDOR.render(decision, _event("publish")))
     assert status == 403
     assert body.startswith(b"invalid rename")
     assert _header(headers, b"location") == []
@@ -102,13 +85,13 @@ def test_an_invalid_rename_that_reaches_render_is_denied() -> None:
 
 def test_deny_wins_over_rename_data() -> None:
     decision = Decision(Effect.DENY, "no", response={"rename": "public1"})
-    assert _wire(VENDOR.render(decision, _event("publish")))[0] == 403
+    assert wire(VENDOR.render(decision, _event("publish")))[0] == 403
 
 
 @pytest.mark.parametrize("action", ["publish", "play", "update", "connect", ""])
 def test_malformed_decision_calls_are_denied(action: str) -> None:
     response = VENDOR.render_malformed(MalformedRequest("no call field", action=action), "")
-    status, headers, body = _wire(response)
+    status, headers, body = wire(response)
     assert (status, body) == (403, b"no call field")
     assert _header(headers, b"connection") == [b"close"]
 
@@ -118,7 +101,7 @@ def test_malformed_decision_calls_are_denied(action: str) -> None:
 )
 def test_malformed_notifications_are_400(action: str) -> None:
     response = VENDOR.render_malformed(MalformedRequest("bad body", action=action), "fork")
-    assert _wire(response)[:3:2] == (400, b"bad body")
+    assert wire(response)[:3:2] == (400, b"bad body")
 
 
 GOOD = [
