@@ -49,6 +49,14 @@ class Site:
             modules={"castgate_testcam": (PLUGIN_SOURCES / "testcam.py").read_text()},
         )
 
+    def install_signedcam(self) -> None:
+        """The signing test vendor ``signedcam`` (tests/plugin_sources/signedcam.py)."""
+        self.install(
+            "castgate-signedcam",
+            entry_points={"signedcam": "castgate_signedcam"},
+            modules={"castgate_signedcam": (PLUGIN_SOURCES / "signedcam.py").read_text()},
+        )
+
     def env(self) -> dict[str, str]:
         """The environment for a subprocess that should see this site."""
         path = os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))

@@ -21,7 +21,9 @@ from served import served
 from starlette.testclient import TestClient
 
 import castgate
-from castgate.app import MAX_BODY_BYTES, StartupError, create_app, create_app_from_env
+from castgate.app import create_app, create_app_from_env
+from castgate.gate import StartupError
+from castgate.settings import DEFAULT_MAX_BODY as MAX_BODY_BYTES
 from castgate.settings import Settings
 
 POLICY = """
@@ -83,12 +85,27 @@ def decision_logs(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     ]
 
 
-def test_healthz_names_the_policy_version_and_the_vendors(client: TestClient) -> None:
+def test_healthz_says_the_process_is_alive_and_names_the_policy(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["status"] == "ok"
+    assert response.json() == {
+        "status": "ok",
+        "policy": client.get("/readyz").json()["policy"]["version"],
+    }
     assert len(response.json()["policy"]) == 12
-    assert response.json()["vendors"] == ["testcam"]
+
+
+def test_readyz_describes_the_loaded_policy_the_vendors_and_the_state(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    ready = response.json()
+    assert ready["status"] == "ready"
+    assert ready["vendors"] == ["testcam"]
+    assert ready["reload_error"] == ""
+    assert ready["state"] == {"backend": "memory", "reachable": True}
+    assert ready["policy"]["rules"] >= 1
+    assert ready["policy"]["loaded"].endswith("Z")
+    assert all(path.endswith(".policy") for path in ready["policy"]["files"])
 
 
 def test_an_allow_is_rendered_by_the_vendor_with_its_response_data(client: TestClient) -> None:
@@ -324,7 +341,7 @@ def test_the_app_factory_reads_its_settings_from_the_environment(
     monkeypatch.setenv("CASTGATE_POLICIES", str(tmp_path / "viewers.policy"))
     monkeypatch.setenv("CASTGATE_DISABLE_PLUGINS", ",".join([*BUILT_IN_VENDORS, "testcam"]))
     with TestClient(create_app_from_env()) as client:
-        assert client.get("/healthz").json()["vendors"] == []
+        assert client.get("/readyz").json()["vendors"] == []
         response = client.post("/hooks/testcam", content=b"{}")
     assert (response.status_code, response.text) == (
         404,

@@ -73,17 +73,17 @@ def test_a_broken_policy_is_refused_and_the_last_good_one_keeps_serving(
     server: str, policy_file: Path
 ) -> None:
     hook = f"{server}/hooks/nginx_rtmp"
-    version = httpx.get(f"{server}/healthz").json()["policy"]
+    version = httpx.get(f"{server}/readyz").json()["policy"]["version"]
     policy_file.write_text("rule keyed { on publsh  allow }\n")
 
     def refused() -> bool:
-        return "E204" in httpx.get(f"{server}/healthz").json()["reload_error"]
+        return "E204" in httpx.get(f"{server}/readyz").json()["reload_error"]
 
     assert eventually(refused)
-    assert httpx.get(f"{server}/healthz").json()["policy"] == version
+    assert httpx.get(f"{server}/readyz").json()["policy"]["version"] == version
     assert post(hook, body("publish", "k1", 1)) == 200
     policy_file.write_text(ALLOW_K2)
-    assert eventually(lambda: httpx.get(f"{server}/healthz").json()["reload_error"] == "")
+    assert eventually(lambda: httpx.get(f"{server}/readyz").json()["reload_error"] == "")
 
 
 def test_live_sessions_the_new_policy_denies_end_at_their_next_update(

@@ -10,7 +10,7 @@ import pluggy
 
 from castgate.enforcement import Enforcer, LiveSession
 from castgate.events import ACTIONS, NOTIFICATIONS, Decision, Effect, Event, RuleTrace
-from castgate.lang.functions import PolicyFunction
+from castgate.lang.functions import DependencyError, PolicyFunction
 from castgate.payloads import (
     InvalidJSONError,
     LoneSurrogateError,
@@ -29,7 +29,7 @@ from castgate.payloads import (
     split_form,
     unquote_form,
 )
-from castgate.vendor import Batch, MalformedRequest, ResponseField, Vendor
+from castgate.vendor import Batch, MalformedRequest, RequestSignature, ResponseField, Vendor
 
 #: Decorator marking a plugin's hook implementations: ``@castgate.hookimpl``.
 hookimpl = pluggy.HookimplMarker("castgate")
@@ -39,6 +39,7 @@ __all__ = [
     "NOTIFICATIONS",
     "Batch",
     "Decision",
+    "DependencyError",
     "Effect",
     "Enforcer",
     "Event",
@@ -52,6 +53,7 @@ __all__ = [
     "PayloadError",
     "PolicyFunction",
     "RepeatedKeyError",
+    "RequestSignature",
     "ResponseField",
     "RuleTrace",
     "Vendor",

@@ -1,11 +1,12 @@
 """The HTTP server: routes declared as data, and a lifespan that loads everything once.
 
-Request path: ``vendor.parse`` -> ``policy.decide`` -> ``vendor.render``. No policy is parsed and no
-plugin is loaded per request; both happen in the lifespan, and nothing at import time.
+Request path: ``vendor.parse`` -> ``decide`` (:mod:`castgate.gate`) -> ``vendor.render``. No
+policy is parsed and no plugin is loaded per request; both happen in the lifespan, and nothing at
+import time. The decision log, metrics and observers run after the answer is sent.
 
-Whatever a client sends, the answer is never a 5xx and never a redirect: a streaming server reads
-a 3xx as "rename the stream" and many treat a 5xx as "try again", so every failure is answered
-as a refusal the vendor understands and logged with its reason.
+Whatever a client sends, a hook's answer is never a 5xx and never a redirect: a streaming server
+reads a 3xx as "rename the stream" and many treat a 5xx as "try again", so every failure is
+answered as a refusal the vendor understands and logged with its reason.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,86 +26,42 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from castgate.decisionlog import decision_record
 from castgate.events import Decision, Effect, Event
-from castgate.lang import PolicyError, PolicySet, compile_policies
+from castgate.gate import Gate, StartupError, decide, load_gate, open_decision_log, refusal
+from castgate.inbound import HookGuard, signature_problem
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
-from castgate.plugins import PluginError, Registry, load_plugins
+from castgate.metrics import Metrics
+from castgate.middleware import BufferBody, CloseConnection
 from castgate.reload import Watcher
 from castgate.revocation import recheck, sweep_lifetimes
 from castgate.settings import Settings
-from castgate.state import EMPTY_STATE, SessionView, lifetime_decision
 from castgate.state.memory import MemoryState
-from castgate.state.redis import RedisState, StateUnavailableError
+from castgate.state.redis import RedisState
 from castgate.vendor import Batch, MalformedRequest, Vendor
-
-#: How often a decision is made again when other processes keep changing the counts it read.
-_SHARED_ATTEMPTS = 5
-
-#: Webhook bodies are a few hundred bytes; anything near this is not a streaming server talking.
-MAX_BODY_BYTES = 1024 * 1024
 
 _log = logging.getLogger(__name__)
 _decisions = logging.getLogger(DECISION_LOGGER)
 
 
-@dataclass(slots=True)
-class Gate:
-    """What one server decides with, loaded once at startup."""
-
-    settings: Settings
-    registry: Registry
-    policy: PolicySet
-    #: Live sessions: what ``sessions.*`` in policies read, and what every decision updates.
-    sessions: MemoryState | RedisState
-    #: The report of the last reload that was refused; ``""`` once one succeeds.
-    last_reload_error: str = ""
-
-    def compile_again(self) -> PolicySet:
-        return compile_policies(
-            self.settings.policies,
-            vendors=self.registry.vendors,
-            functions=self.registry.functions,
-        )
-
-
-class StartupError(Exception):
-    """Broken plugins or policies keep the server from starting; ``str()`` is the full report
-    (every broken plugin, every policy problem with its file:line:col)."""
-
-
-def load_gate(settings: Settings) -> Gate:
-    """Load the plugins and compile the policies, or raise :class:`StartupError`."""
-    try:
-        registry = load_plugins(settings.disabled_plugins)
-        policy = compile_policies(
-            settings.policies, vendors=registry.vendors, functions=registry.functions
-        )
-    except PluginError as error:
-        raise StartupError(str(error)) from None
-    except PolicyError as error:
-        raise StartupError(error.report()) from None
-    sessions: MemoryState | RedisState
-    if settings.state == "memory":
-        sessions = MemoryState(idle=settings.session_idle, max_age=settings.session_max_age)
-    else:
-        sessions = RedisState(
-            settings.state, idle=settings.session_idle, max_age=settings.session_max_age
-        )
-    return Gate(settings, registry, policy, sessions)
-
-
 def create_app(settings: Settings) -> Starlette:
     """The ASGI app; plugins and policies load when the server starts it (its lifespan)."""
+    metrics = Metrics()
+
+    def refused(reason: str) -> None:
+        metrics.refused.labels(reason).inc()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Gate]]:
         try:
             gate = load_gate(settings)
+            gate.decision_log = open_decision_log(settings)
         except StartupError as error:
             _log.error("castgate cannot start:\n%s", error)
             raise
+        gate.metrics = metrics
+        metrics.policy_loaded.set(gate.policy_loaded)
         _log.info(
             "deciding with policy %s (%s) for vendors %s",
             gate.policy.version,
@@ -133,10 +89,16 @@ def create_app(settings: Settings) -> Starlette:
                 await watching
             if isinstance(gate.sessions, RedisState):
                 await gate.sessions.close()
+            if gate.decision_log is not None:
+                gate.decision_log.close()
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CloseConnection), Middleware(BufferBody, max_bytes=MAX_BODY_BYTES)],
+        middleware=[
+            Middleware(CloseConnection),
+            Middleware(HookGuard, settings=settings, refused=refused),
+            Middleware(BufferBody, max_bytes=settings.max_body, refused=refused),
+        ],
         lifespan=lifespan,
     )
     # Starlette answers "/healthz/" with a redirect to "/healthz"; a streaming server would read
@@ -153,21 +115,49 @@ def create_app_from_env() -> Starlette:
 
 
 async def healthz(request: Request) -> Response:
+    """The process is alive and serving (for liveness probes: touches no dependency)."""
     gate: Gate = request.state.gate
-    store = gate.sessions
-    reachable = await store.ping() if isinstance(store, RedisState) else True
+    return JSONResponse({"status": "ok", "policy": gate.policy.version})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready to decide: a policy is loaded and the state backend answers. 503 when not."""
+    gate: Gate = request.state.gate
+    reachable = await _state_reachable(gate)
     return JSONResponse(
         {
-            "status": "ok",
-            "policy": gate.policy.version,
+            "status": "ready" if reachable else "unready",
+            "policy": {
+                "version": gate.policy.version,
+                "loaded": iso_time(gate.policy_loaded),
+                "files": [str(path) for path in gate.policy.files],
+                "rules": len(gate.policy.rules),
+            },
             "vendors": sorted(gate.registry.vendors),
             "reload_error": gate.last_reload_error,
             "state": {
-                "backend": "memory" if isinstance(store, MemoryState) else "redis",
+                "backend": "memory" if isinstance(gate.sessions, MemoryState) else "redis",
                 "reachable": reachable,
             },
-        }
+        },
+        200 if reachable else 503,
     )
+
+
+async def metrics(request: Request) -> Response:
+    gate: Gate = request.state.gate
+    await _state_reachable(gate)
+    if gate.decision_log is not None:
+        gate.metrics.decision_log_lost.set(gate.decision_log.lost)
+    body, content_type = gate.metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+async def _state_reachable(gate: Gate) -> bool:
+    store = gate.sessions
+    reachable = await store.ping() if isinstance(store, RedisState) else True
+    gate.metrics.state_up.set(1 if reachable else 0)
+    return reachable
 
 
 async def hook(request: Request) -> Response:
@@ -183,6 +173,14 @@ async def hook(request: Request) -> Response:
     if route not in vendor.routes:
         declared = ", ".join(repr(each) for each in vendor.routes)
         return _not_found(f"vendor {vendor_name!r} has no route {route!r} (it has: {declared})")
+    if vendor.signature is not None and vendor_name in gate.signing_keys:
+        problem = signature_problem(
+            vendor.signature, gate.signing_keys[vendor_name], request.headers, await request.body()
+        )
+        if problem:
+            gate.metrics.refused.labels("signature").inc()
+            _log.warning("refused a %s hook request: %s", vendor_name, problem)
+            return PlainTextResponse(problem, 403)
 
     try:
         event = await vendor.parse(request, route)
@@ -193,6 +191,7 @@ async def hook(request: Request) -> Response:
     except MalformedRequest as error:
         return _answer_malformed(gate, vendor, route, error, started)
     except Exception:
+        gate.metrics.errors.labels("plugin_parse").inc()
         _log.exception(
             "%s: vendor %r failed to parse a request to route %r; answered as malformed",
             gate.registry.provider_of(vendor.name).origin,
@@ -202,7 +201,7 @@ async def hook(request: Request) -> Response:
         malformed = MalformedRequest("the request could not be read")
         return _answer_malformed(gate, vendor, route, malformed, started)
 
-    decision = await _decide(gate, vendor, event)
+    decision = await decide(gate, vendor, event)
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
     _after_answer(response, gate, [(event, decision)], latency_ms)
@@ -211,7 +210,7 @@ async def hook(request: Request) -> Response:
 
 async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
-    decisions = [await _decide(gate, vendor, event) for event in batch.events]
+    decisions = [await decide(gate, vendor, event) for event in batch.events]
     response = _vendor_answer(
         gate,
         vendor,
@@ -225,6 +224,8 @@ async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float
 
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/hooks/{vendor}", hook, methods=["GET", "POST"]),
     Route("/hooks/{vendor}/{route:path}", hook, methods=["GET", "POST"]),
 ]
@@ -234,129 +235,6 @@ def _not_found(reason: str) -> Response:
     # A misrouted streaming server denies every stream; the operator must find out from our log.
     _log.warning("answered 404: %s", reason)
     return PlainTextResponse(reason, 404)
-
-
-async def _decide(gate: Gate, vendor: Vendor, event: Event) -> Decision:
-    store = gate.sessions
-    if isinstance(store, RedisState):
-        return await _decide_shared(gate, vendor, store, event)
-    return _decide_local(gate, vendor, store, event)
-
-
-def _decide_local(gate: Gate, vendor: Vendor, store: MemoryState, event: Event) -> Decision:
-    """Decide and record in this process's state with no await between the two, so a count a
-    decision read is still true when the session it admits is added."""
-    own = store.session_for(event) if event.action == "update" else None
-    ends, rule, reason = (own.ends, own.rule, own.ended_because) if own else (None, None, "")
-    decision = _checked(gate, vendor, event, _decided(gate, event, store, ends, rule, reason))
-    try:
-        store.record(event, decision)
-    except Exception:
-        _log.exception("recording %s %s in the session state failed", event.vendor, event.action)
-    return decision
-
-
-async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: Event) -> Decision:
-    """Decide on a snapshot of the shared state, then record; if another process admitted a
-    session the decision relied on not being there, decide again on a fresh snapshot."""
-    if not gate.policy.reads_sessions and event.action != "update":
-        # Nothing to read: one round trip, to record the decision. The decision did not depend
-        # on the state, so losing the record does not change it.
-        decision = _checked(gate, vendor, event, _decided(gate, event, EMPTY_STATE, None, None))
-        try:
-            await store.record(event, decision, None)
-        except StateUnavailableError as error:
-            _log.error(
-                "session state unavailable (%s); %s %s not recorded",
-                error,
-                event.vendor,
-                event.action,
-            )
-        return decision
-    extra: tuple[tuple[str, str, str], ...] = ()
-    for _ in range(_SHARED_ATTEMPTS):
-        try:
-            snapshot = await store.snapshot(event, extra)
-        except StateUnavailableError as error:
-            return _without_state(gate, vendor, event, error)
-        decided = _decided(gate, event, snapshot, snapshot.ends, snapshot.rule, snapshot.reason)
-        decision = _checked(gate, vendor, event, decided)
-        if snapshot.missed:
-            # The policy read a count the snapshot did not hold: fetch it and decide again.
-            extra = (*extra, *sorted(snapshot.missed))
-            continue
-        try:
-            if await store.record(event, decision, snapshot):
-                return decision
-        except StateUnavailableError as error:
-            return _without_state(gate, vendor, event, error)
-    return Decision(Effect.DENY, "the session state kept changing; try again", failed=True)
-
-
-def _without_state(gate: Gate, vendor: Vendor, event: Event, error: Exception) -> Decision:
-    """The decision when the shared state cannot be reached: notifications are acknowledged
-    (their record is lost, and logged), decisions fail closed unless the operator opened them."""
-    _log.error(
-        "session state unavailable (%s); %s %s decided without it",
-        error,
-        event.vendor,
-        event.action,
-    )
-    if event.is_notification:
-        return Decision(Effect.ACK, "session state unavailable: not recorded", failed=True)
-    if not gate.settings.fails_open(event.vendor, event.action):
-        return Decision(Effect.DENY, "session state unavailable", failed=True)
-    decision = _checked(gate, vendor, event, _decided(gate, event, EMPTY_STATE, None, None))
-    return replace(
-        decision, reason=f"{decision.reason} (session state unavailable; failing open)", failed=True
-    )
-
-
-def _checked(gate: Gate, vendor: Vendor, event: Event, decision: Decision) -> Decision:
-    """``decision``, or a refusal if its response data is more than the vendor can send."""
-    if decision.effect is Effect.ALLOW and decision.response:
-        problems = _response_problems(gate, vendor, decision.response)
-        if problems:
-            return _refusal(decision, "response data the vendor cannot send: " + problems)
-    return decision
-
-
-def _decided(
-    gate: Gate,
-    event: Event,
-    view: SessionView,
-    ends: float | None,
-    rule: str | None,
-    reason: str = "",
-) -> Decision:
-    """The policy's decision, unless the session's lifetime (``ends``, granted by ``rule``) is
-    over or castgate revoked it (``reason``): then its update is denied, which ends it."""
-    ended = lifetime_decision(ends, rule, event, reason)
-    if ended is not None:
-        return ended
-    try:
-        return gate.policy.decide(event, view, explain=gate.settings.explain)
-    except Exception:
-        # decide() promises never to raise; if a bug breaks that promise, fail closed, not 500.
-        _log.exception("policy %s failed to decide %s", gate.policy.version, event.action)
-        effect = Effect.ACK if event.is_notification else Effect.DENY
-        return Decision(effect, "the policy failed to decide", failed=True)
-
-
-def _response_problems(gate: Gate, vendor: Vendor, data: Mapping[str, Any]) -> str:
-    try:
-        return "; ".join(vendor.validate_response(data))
-    except Exception as error:
-        _log.exception(
-            "%s: vendor %r failed to validate response data",
-            gate.registry.provider_of(vendor.name).origin,
-            vendor.name,
-        )
-        return f"validate_response raised {type(error).__name__}"
-
-
-def _refusal(decision: Decision, reason: str) -> Decision:
-    return Decision(Effect.DENY, reason, rule=decision.rule, failed=True, trace=decision.trace)
 
 
 def _render(
@@ -372,7 +250,7 @@ def _render(
     if response is None:
         if event.is_notification:
             return PlainTextResponse("", 200), decision
-        return PlainTextResponse("", 403), _refusal(decision, "the answer could not be rendered")
+        return PlainTextResponse("", 403), refusal(decision, "the answer could not be rendered")
     return response, decision
 
 
@@ -386,6 +264,7 @@ def _vendor_answer(
         if not isinstance(response, Response):
             raise TypeError(f"got {type(response).__name__}, not a starlette Response")
     except Exception:
+        gate.metrics.errors.labels("plugin_render").inc()
         _log.exception(
             "%s: vendor %r failed to %s",
             gate.registry.provider_of(vendor.name).origin,
@@ -408,7 +287,8 @@ def _answer_malformed(
     event = Event(vendor=vendor.name, action=error.action)
     decision = Decision(Effect.DENY, f"malformed request: {error.reason}")
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, [(event, decision)], latency_ms, observe=False)
+    gate.metrics.errors.labels("malformed").inc()
+    _after_answer(response, gate, [(event, decision)], latency_ms, malformed=True)
     return response
 
 
@@ -418,13 +298,12 @@ def _after_answer(
     decided: list[tuple[Event, Decision]],
     latency_ms: float,
     *,
-    observe: bool = True,
+    malformed: bool = False,
 ) -> None:
-    """Log the decisions, in order, and tell observers once the answer is sent, off the
-    request path."""
+    """Record the decisions, in order, once the answer is sent, off the request path."""
     tasks = [
         BackgroundTask(
-            _record, gate, event, decision, response.status_code, latency_ms, observe=observe
+            _record, gate, event, decision, response.status_code, latency_ms, malformed=malformed
         )
         for event, decision in decided
     ]
@@ -441,107 +320,45 @@ def _record(
     status: int,
     latency_ms: float,
     *,
-    observe: bool,
+    malformed: bool,
 ) -> None:
-    fields: dict[str, Any] = {
-        "time": iso_time(event.time),
-        "vendor": event.vendor,
-        "action": event.action,
-        "app": event.app,
-        "stream": event.stream,
-        "client_ip": event.client_ip,
-        # Names only: params carry stream keys, tokens and signatures, and a log is no place
-        # for them. Which names arrived is what debugging a policy needs.
-        "params": sorted(event.params),
-        "effect": decision.effect.value,
-        "rule": decision.rule,
-        "reason": decision.reason,
-        "status": status,
-        "latency_ms": round(latency_ms, 3),
+    """One decision into the metrics, the decision log, the log and the observers."""
+    gate.metrics.decided(event, decision, latency_ms / 1000)
+    record = decision_record(
+        event,
+        decision,
+        status=status,
+        latency_ms=latency_ms,
+        policy=gate.policy.version,
+        redactor=gate.redactor,
+        malformed=malformed,
+    )
+    if gate.decision_log is not None:
+        gate.decision_log.append(record)
+    level = _LOG_LEVELS[gate.settings.log_decisions]
+    if level and _decisions.isEnabledFor(level):
+        _decisions.log(level, "decision", extra={"fields": _log_fields(record)})
+    if not malformed and gate.registry.observe_decision(event, decision):
+        gate.metrics.errors.labels("observer").inc()
+
+
+_LOG_LEVELS = {"info": logging.INFO, "debug": logging.DEBUG, "off": 0}
+
+
+def _log_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The decision log record, shortened for the process log: the event's main fields, and
+    of its params only the names (values carry keys and tokens, and names are what debugging a
+    policy needs)."""
+    event = record["event"]
+    fields = {
+        key: value for key, value in record.items() if key not in ("event", "redacted", "trace")
     }
-    if decision.failed:
-        fields["failed"] = True
-    if decision.flagged:
-        fields["flagged"] = True
-    if decision.trace is not None:
-        fields["trace"] = decision.to_dict()["trace"]
-    _decisions.info("decision", extra={"fields": fields})
-    if observe:
-        gate.registry.observe_decision(event, decision)
-
-
-class CloseConnection:
-    """Sends ``Connection: close`` with every response.
-
-    nginx-rtmp acts on a notify answer only when the connection closes; kept alive, each publish
-    would wait out the keep-alive timeout. A hook caller makes one request per connection anyway.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != b"connection"
-                ]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receive, send_closing)
-
-
-class BufferBody:
-    """Reads the whole request body before the app runs; more than ``max_bytes`` gets a 413.
-
-    Every vendor reads the whole body anyway, so buffering costs nothing, and an oversized or
-    endless upload is refused here instead of inside plugin code.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more_body = True
-        while more_body:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the caller left; there is nobody to answer
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more_body = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        _log.warning(
-            "refused a request to %s: body over %d bytes", scope.get("path", "?"), self.max_bytes
-        )
-        response = PlainTextResponse(f"request body over {self.max_bytes} bytes", 413)
-        await response(scope, receive, send)
+    fields.update(
+        app=event["app"],
+        stream=event["stream"],
+        client_ip=event["client"]["ip"],
+        params=sorted(event["params"]),
+    )
+    if "trace" in record:
+        fields["trace"] = record["trace"]
+    return fields

@@ -10,7 +10,9 @@ import difflib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +23,9 @@ from typing import Any
 import uvicorn
 
 from castgate import settings as configuration
-from castgate.app import StartupError, load_gate
+from castgate.connections import HTTP_PROTOCOL
 from castgate.events import Event
+from castgate.gate import StartupError, load_gate
 from castgate.lang import PolicyError, compile_policies, policy_files
 from castgate.lang.formatter import format_source
 from castgate.lang.parser import duration_seconds
@@ -37,6 +40,7 @@ from castgate.plugins import (
     load_plugins,
     survey_plugins,
 )
+from castgate.replay import EXAMPLES_PER_GROUP, LogError, replay_logs
 from castgate.settings import Settings, SettingsError
 from castgate.state import FixedState
 
@@ -119,6 +123,12 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help=f"log each decision's rule-by-rule trace ({configuration.VARIABLES['explain']})",
     )
+    _flag(
+        parser,
+        "--decision-log",
+        configuration.parse_path,
+        "append every decision as a JSON line to this file (see docs/operating.md)",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -133,22 +143,33 @@ def serve(args: argparse.Namespace) -> int:
     # Every worker builds its app from the environment, so the flags travel there; one code
     # path for one worker or many.
     os.environ.update(settings.to_env())
-    uvicorn.run(
-        "castgate.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        lifespan="on",
-        access_log=False,  # the decision log says more, once per request
-        log_config=None,  # keep castgate's log format for uvicorn's own messages
-        log_level=settings.log_level,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # Hook callers talk to castgate directly; honouring X-Forwarded-For would let any local
-        # caller claim another address.
-        proxy_headers=False,
-        server_header=False,
-    )
+    metrics_dir = None
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Workers count in files here, so a scrape of any one of them reports all of them.
+        metrics_dir = tempfile.mkdtemp(prefix="castgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "castgate.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            lifespan="on",
+            access_log=False,  # the decision log says more, once per request
+            log_config=None,  # keep castgate's log format for uvicorn's own messages
+            log_level=settings.log_level,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # X-Forwarded-For is honoured only from CASTGATE_TRUSTED_PROXIES, by castgate's
+            # HookGuard; uvicorn's would trust any local caller.
+            proxy_headers=False,
+            server_header=False,
+            # uvicorn's own protocol with deadlines for reading each request's head and body.
+            http=HTTP_PROTOCOL,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -423,6 +444,91 @@ def _duration(text: str) -> float:
     return duration_seconds(text)
 
 
+# replay
+
+
+def replay_arguments(parser: argparse.ArgumentParser) -> None:
+    def count(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"expected a count of 0 or more, got {text!r}")
+        return int(text)
+
+    parser.add_argument(
+        "logs",
+        nargs="+",
+        type=Path,
+        metavar="LOG",
+        help="decision log files, plain or gzip: rotations of one log, in any order",
+    )
+    _policy_arguments(parser)
+    _plugin_arguments(parser)
+    for flag, dest, what in (
+        ("--vendor", "vendors", "vendor's"),
+        ("--action", "actions", "action's"),
+    ):
+        parser.add_argument(
+            flag,
+            dest=dest,
+            metavar="NAME",
+            action="append",
+            default=[],
+            help=f"compare only this {what} decisions, repeatable (every record is still "
+            "replayed: it opens and closes sessions)",
+        )
+    parser.add_argument(
+        "--limit",
+        type=count,
+        default=EXAMPLES_PER_GROUP,
+        metavar="N",
+        help=f"examples per group of changed decisions, default {EXAMPLES_PER_GROUP}",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="draw a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    # replay answers like diff, so its codes differ from the other verbs'.
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = """exit codes:
+  0  no decision would change effect (another rule deciding the same effect does not count)
+  1  some decisions would change effect, uncertain ones (redacted values) included
+  2  bad usage, an unreadable log, or a policy or plugin that does not load
+"""
+
+
+def replay(args: argparse.Namespace) -> int:
+    """Decide the logged requests again with the policies and report which decisions change."""
+    settings = _settings(args)
+    registry = _registry(args)
+    if registry is None:
+        return 2
+    try:
+        policy = compile_policies(
+            settings.policies, vendors=registry.vendors, functions=registry.functions
+        )
+    except PolicyError as error:
+        print(error.report(), file=sys.stderr)
+        return 2
+    show_progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        report = replay_logs(
+            args.logs,
+            policy,
+            registry,
+            settings,
+            examples=args.limit,
+            vendors=args.vendors,
+            actions=args.actions,
+            progress=sys.stderr if show_progress else None,
+        )
+    except LogError as error:
+        print(f"castgate replay: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 1 if report.effect_changes else 0
+
+
 def _paths_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="policy files or directories of them"
@@ -446,6 +552,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("fmt", "rewrite policies in canonical form", fmt_arguments, fmt),
     Verb("sign", "mint a signed, expiring link for secure_link", sign_arguments, sign),
     Verb("plugins", "list installed plugins and what they provide", plugins_arguments, plugins),
+    Verb("replay", "re-decide a decision log with other policies", replay_arguments, replay),
 )
 
 

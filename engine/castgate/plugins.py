@@ -130,18 +130,22 @@ class Registry:
             if any(vendor.name == vendor_name for vendor in info.vendors)
         )
 
-    def observe_decision(self, event: Event, decision: Decision) -> None:
-        """Call every ``castgate_observe_decision`` implementation; never raises.
+    def observe_decision(self, event: Event, decision: Decision) -> int:
+        """Call every ``castgate_observe_decision`` implementation; never raises, returns how
+        many failed.
 
         Each implementation is called on its own, not through the relay, so that one failing
         sink is logged with its plugin's name and the sinks after it still run.
         """
         arguments = {"event": event, "decision": decision}
+        failures = 0
         for impl in self.hook.castgate_observe_decision.get_hookimpls():
             try:
                 impl.function(**{name: arguments[name] for name in impl.argnames})
             except Exception:
+                failures += 1
                 _log.exception("plugin %r failed in castgate_observe_decision", impl.plugin_name)
+        return failures
 
 
 def load_plugins(disabled: Collection[str] = ()) -> Registry:

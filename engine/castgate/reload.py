@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from castgate.lang import PolicyError, PolicySet
+from castgate.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
@@ -23,10 +25,12 @@ POLL_SECONDS = 2.0
 
 
 class Reloadable(Protocol):
-    """What reloading needs of the gate (``castgate.app.Gate``)."""
+    """What reloading needs of the gate (:class:`castgate.gate.Gate`)."""
 
     policy: PolicySet
     last_reload_error: str
+    policy_loaded: float
+    metrics: Metrics
 
 
 def _fingerprint(policy: PolicySet) -> tuple[tuple[str, float, int], ...]:
@@ -45,6 +49,7 @@ async def reload_policy(gate: Reloadable, compile_again: Callable[[], PolicySet]
     try:
         policy = await asyncio.to_thread(compile_again)
     except PolicyError as error:
+        gate.metrics.reloads.labels("refused").inc()
         gate.last_reload_error = error.report()
         _log.error(
             "policy reload refused; still deciding with %s:\n%s",
@@ -54,7 +59,10 @@ async def reload_policy(gate: Reloadable, compile_again: Callable[[], PolicySet]
         return False
     previous = gate.policy.version
     gate.policy = policy
+    gate.policy_loaded = time.time()
     gate.last_reload_error = ""
+    gate.metrics.reloads.labels("ok").inc()
+    gate.metrics.policy_loaded.set(gate.policy_loaded)
     _log.info("policy reloaded: %s -> %s", previous, policy.version)
     return True
 

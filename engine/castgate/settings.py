@@ -8,6 +8,7 @@ settings to worker processes that build their app with ``create_app_from_env``.
 from __future__ import annotations
 
 import importlib.resources
+import ipaddress
 import os
 import re
 import sys
@@ -18,6 +19,11 @@ from typing import Any
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "text")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Webhook bodies are a few hundred bytes; anything near this is not a streaming server talking.
+DEFAULT_MAX_BODY = 1024 * 1024
 
 #: Not 8080: nginx-rtmp set-ups commonly serve HLS and the stat page there on the same host.
 DEFAULT_PORT = 8070
@@ -58,15 +64,45 @@ class Settings:
     session_max_age: float = 12 * 3600.0
     #: ``memory`` (this process only, lost on restart) or ``redis://host:port/db`` (shared).
     state: str = "memory"
-    #: ``vendor:action`` pairs (``*`` for any) decided without session state when it cannot be
-    #: reached; every other decision is denied then (fail closed).
-    state_fail_open: frozenset[str] = frozenset()
+    #: How long one call to the state backend may take before the decision fails.
+    state_deadline: float = 0.25
+    #: ``vendor:action`` pairs (``*`` for any) that fail open when a dependency of the decision
+    #: (the state backend, a policy function's upstream) fails or misses its deadline; every
+    #: other decision is denied then (fail closed).
+    fail_open: frozenset[str] = frozenset()
+    #: Append every decision as a JSON line to this file (see docs/operating.md).
+    decision_log: Path | None = None
+    #: Seconds between writes of the decision log; 0 writes each decision as it is made.
+    decision_log_flush: float = 1.0
+    #: fsync the decision log after each write, so a power cut loses at most one interval.
+    decision_log_fsync: bool = False
+    #: Rotate the decision log when it reaches this many bytes (0: never; leave it to logrotate).
+    decision_log_max_bytes: int = 256 * 1024 * 1024
+    #: Rotated decision logs kept; older ones are deleted.
+    decision_log_keep: int = 10
+    #: Event fields whose values the decision log replaces with ``<redacted>``, in addition to
+    #: every param or raw field whose name says it is secret (token, key, sign, pass, ...).
+    decision_log_redact: frozenset[str] = frozenset()
+    #: Level of the one line per decision on stderr: ``info``, ``debug`` or ``off``.
+    log_decisions: str = "info"
+    #: Largest request body accepted, in bytes.
+    max_body: int = DEFAULT_MAX_BODY
+    #: Hook requests must carry this secret (header or path); ``None``: not required.
+    hook_secret: HookSecret | None = None
+    #: Hook requests are accepted only from these networks; empty: from anywhere.
+    hook_networks: tuple[IPNetwork, ...] = ()
+    #: Proxies whose ``X-Forwarded-For`` names the real caller of a hook.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    #: Hook requests per second accepted from one caller address; 0: no limit.
+    hook_rate: float = 0.0
+    #: Vendor name -> environment variable holding the key its requests are signed with.
+    signing_keys: Mapping[str, str] = field(default_factory=dict)
 
     def fails_open(self, vendor: str, action: str) -> bool:
-        """Whether a decision for ``vendor`` and ``action`` is made without state when the state
-        backend is unreachable."""
+        """Whether a decision for ``vendor`` and ``action`` is made (or allowed) anyway when a
+        dependency of it fails."""
         return bool(
-            {f"{vendor}:{action}", f"{vendor}:*", f"*:{action}", "*:*", "*"} & self.state_fail_open
+            {f"{vendor}:{action}", f"{vendor}:*", f"*:{action}", "*:*", "*"} & self.fail_open
         )
 
     @classmethod
@@ -162,6 +198,107 @@ def parse_state(text: str) -> str:
     raise ValueError(f"expected memory or redis://host:port/db, got {text!r}")
 
 
+def parse_path(text: str) -> Path | None:
+    """A file path; empty text means none."""
+    return Path(text.strip()) if text.strip() else None
+
+
+def parse_interval(text: str) -> float:
+    """Like :func:`parse_duration`, but ``0`` is allowed (meaning "at once")."""
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``512k``, ``64m``, ``1g``; ``0`` is allowed."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"expected a size such as 1048576, 512k, 64m or 1g, got {text!r}")
+    return int(match[1]) * _UNIT_BYTES[match[2]]
+
+
+_SIZE = re.compile(r"([0-9]+)([kmg]?)b?")
+_UNIT_BYTES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_keep(text: str) -> int:
+    return _integer(text, 1, 10_000)
+
+
+def parse_decision_level(text: str) -> str:
+    return _choice(text, ("info", "debug", "off"))
+
+
+class HookSecret:
+    """The shared secret hook callers present; its text never reaches a log or a ``repr``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HookSecret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "HookSecret(<hidden>)"
+
+
+def parse_hook_secret(text: str) -> HookSecret | None:
+    if not text:
+        return None
+    # A short secret in a URL is guessable by anyone who can reach the port.
+    if len(text) < 16:
+        raise ValueError("expected a secret of at least 16 characters")
+    if any(not char.isprintable() or char in "/?#%" or char.isspace() for char in text):
+        raise ValueError("expected printable characters other than / ? # % and spaces")
+    return HookSecret(text)
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"expected addresses or networks such as 10.0.0.0/8 or ::1, got {part!r}"
+                ) from None
+    return tuple(networks)
+
+
+def format_networks(networks: tuple[IPNetwork, ...]) -> str:
+    return ",".join(str(network) for network in networks)
+
+
+def parse_rate(text: str) -> float:
+    """Requests per second from ``50``, ``50/s`` or ``600/m``; ``0`` means no limit."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(?:/(s|m))?", text.strip())
+    if match is None:
+        raise ValueError(f"expected a rate such as 50/s or 600/m (0: no limit), got {text!r}")
+    return float(match[1]) / (60.0 if match[2] == "m" else 1.0)
+
+
+def parse_signing_keys(text: str) -> dict[str, str]:
+    keys = {}
+    for pair in parse_names(text):
+        vendor, _, variable = pair.partition("=")
+        if not vendor.strip() or not variable.strip():
+            raise ValueError(f"expected vendor=VARIABLE pairs such as ome=OME_SECRET, got {pair!r}")
+        keys[vendor.strip()] = variable.strip()
+    return keys
+
+
+def format_signing_keys(keys: Mapping[str, str]) -> str:
+    return ",".join(f"{vendor}={variable}" for vendor, variable in sorted(keys.items()))
+
+
 def parse_fail_open(text: str) -> frozenset[str]:
     pairs = parse_names(text)
     for pair in pairs:
@@ -218,12 +355,37 @@ _SETTINGS = (
     _Setting("session_idle", "CASTGATE_SESSION_IDLE", parse_duration, lambda s: f"{s:g}"),
     _Setting("session_max_age", "CASTGATE_SESSION_MAX_AGE", parse_duration, lambda s: f"{s:g}"),
     _Setting("state", "CASTGATE_STATE", parse_state),
+    _Setting("state_deadline", "CASTGATE_STATE_DEADLINE", parse_duration, lambda s: f"{s:g}"),
     _Setting(
-        "state_fail_open",
-        "CASTGATE_STATE_FAIL_OPEN",
-        parse_fail_open,
-        lambda pairs: ",".join(sorted(pairs)),
+        "fail_open", "CASTGATE_FAIL_OPEN", parse_fail_open, lambda pairs: ",".join(sorted(pairs))
     ),
+    _Setting("decision_log", "CASTGATE_DECISION_LOG", parse_path, lambda p: str(p or "")),
+    _Setting(
+        "decision_log_flush", "CASTGATE_DECISION_LOG_FLUSH", parse_interval, lambda s: f"{s:g}"
+    ),
+    _Setting(
+        "decision_log_fsync", "CASTGATE_DECISION_LOG_FSYNC", parse_bool, lambda f: str(int(f))
+    ),
+    _Setting("decision_log_max_bytes", "CASTGATE_DECISION_LOG_MAX_BYTES", parse_size),
+    _Setting("decision_log_keep", "CASTGATE_DECISION_LOG_KEEP", parse_keep),
+    _Setting(
+        "decision_log_redact",
+        "CASTGATE_DECISION_LOG_REDACT",
+        parse_names,
+        lambda names: ",".join(sorted(names)),
+    ),
+    _Setting("log_decisions", "CASTGATE_LOG_DECISIONS", parse_decision_level),
+    _Setting("max_body", "CASTGATE_MAX_BODY", parse_size),
+    _Setting(
+        "hook_secret",
+        "CASTGATE_HOOK_SECRET",
+        parse_hook_secret,
+        lambda secret: secret.reveal() if secret else "",
+    ),
+    _Setting("hook_networks", "CASTGATE_HOOK_NETWORKS", parse_networks, format_networks),
+    _Setting("trusted_proxies", "CASTGATE_TRUSTED_PROXIES", parse_networks, format_networks),
+    _Setting("hook_rate", "CASTGATE_HOOK_RATE", parse_rate, lambda r: f"{r:g}"),
+    _Setting("signing_keys", "CASTGATE_SIGNING_KEYS", parse_signing_keys, format_signing_keys),
 )
 
 #: The environment variable of each setting, by field name.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,54 @@ class ResponseField:
 
     type: str
     doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSignature:
+    """How a vendor signs its webhook requests: an HMAC of the exact body bytes, in a header.
+
+    OvenMediaEngine's ``X-OME-Signature`` is ``RequestSignature("X-OME-Signature", "sha1",
+    "base64url")``. The operator supplies the key (``CASTGATE_SIGNING_KEYS``); castgate checks
+    every request to the vendor before its plugin sees it.
+    """
+
+    header: str
+    #: A :mod:`hashlib` name: ``sha1``, ``sha256``, ...
+    digest: str = "sha256"
+    #: ``hex``, ``base64`` or ``base64url`` (padding optional; receivers in the wild strip it).
+    encoding: str = "hex"
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ("hex", "base64", "base64url"):
+            raise ValueError(
+                f"signature encoding must be hex, base64 or base64url, not {self.encoding!r}"
+            )
+        hashlib.new(self.digest)  # an unknown digest fails at plugin load, not per request
+
+    def sign(self, key: bytes, body: bytes) -> str:
+        """The header value for ``body``: what the vendor sends, and what tests send."""
+        mac = hmac.digest(key, body, self.digest)
+        if self.encoding == "hex":
+            return mac.hex()
+        if self.encoding == "base64":
+            return base64.b64encode(mac).decode("ascii")
+        return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+    def verify(self, key: bytes, body: bytes, presented: str) -> bool:
+        """Whether ``presented`` signs ``body``; compared in constant time."""
+        try:
+            received = self._decoded(presented.strip())
+        except (ValueError, binascii.Error):
+            return False
+        return hmac.compare_digest(received, hmac.digest(key, body, self.digest))
+
+    def _decoded(self, text: str) -> bytes:
+        if self.encoding == "hex":
+            return bytes.fromhex(text)
+        padded = text + "=" * (-len(text) % 4)
+        if self.encoding == "base64":
+            return base64.b64decode(padded, validate=True)
+        return base64.urlsafe_b64decode(padded.encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +117,8 @@ class Vendor(ABC):
     actions: ClassVar[frozenset[str]]
     #: Response data this vendor can express, by key of ``allow with { ... }``.
     response_fields: ClassVar[Mapping[str, ResponseField]] = {}
+    #: How the vendor signs its requests, if it does.
+    signature: ClassVar[RequestSignature | None] = None
 
     @abstractmethod
     async def parse(self, request: Request, route: str) -> Event | Batch:

@@ -54,7 +54,7 @@ def test_explanation_records_every_visited_rule_and_the_decider(vendors, functio
         "a": (True, ""),
         "b": (True, ""),
         "c": (False, ""),
-        "d": (None, "RuntimeError: upstream unavailable"),
+        "d": (None, "FunctionError: test.fail() raised RuntimeError"),
     }
     # without the explanation, the same decision
     plain = policy.decide(event, EMPTY_STATE)

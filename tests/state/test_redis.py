@@ -241,14 +241,16 @@ def test_redis_down_fails_closed_then_recovers(
         assert statuses == [403] * 10  # fail closed, never a 500
         assert time.monotonic() - started < 5
         assert send([(gate.hook, body("publish_done", clientid=1))]) == [200]  # still acknowledged
-        health = httpx.get(f"{gate.base}/healthz", timeout=5).json()
-        assert health["state"] == {"backend": "redis", "reachable": False}
+        readiness = httpx.get(f"{gate.base}/readyz", timeout=5)
+        assert readiness.status_code == 503
+        assert readiness.json()["state"] == {"backend": "redis", "reachable": False}
+        assert httpx.get(f"{gate.base}/healthz", timeout=5).status_code == 200  # still alive
         redis.start()
         deadline = time.monotonic() + 10
         while send([(gate.hook, body("publish", name="back", clientid=50, key="k50"))]) != [200]:
             assert time.monotonic() < deadline, "castgate did not recover when Redis returned"
             time.sleep(0.2)
-        assert httpx.get(f"{gate.base}/healthz", timeout=5).json()["state"]["reachable"]
+        assert httpx.get(f"{gate.base}/readyz", timeout=5).json()["state"]["reachable"]
     finally:
         gate.stop()
     assert "session state unavailable" in (tmp_path / "down.log").read_text()
@@ -258,7 +260,7 @@ def test_redis_down_fails_open_where_configured(
     redis: RedisServer, policies: Path, tmp_path: Path
 ) -> None:
     gate = _with_env(
-        policies, redis.url, tmp_path / "open.log", {"CASTGATE_STATE_FAIL_OPEN": "nginx_rtmp:play"}
+        policies, redis.url, tmp_path / "open.log", {"CASTGATE_FAIL_OPEN": "nginx_rtmp:play"}
     )
     try:
         redis.stop(signal.SIGKILL)

@@ -27,6 +27,7 @@ from castgate.lang.checker import (
     FunctionRef,
     LetRef,
 )
+from castgate.lang.functions import DependencyError, PolicyFunction, call_with_deadline
 from castgate.lang.types import Type
 from castgate.lang.values import MISSING, Secret
 from castgate.lang.windows import TimeWindow
@@ -150,7 +151,7 @@ class _Compiler:
         args = [self.expr(a) for a in node.args]
         if isinstance(function, Builtin):
             return _builtin_call(function.impl, args, function.takes_missing)
-        return _plugin_call(function.impl, args)
+        return _plugin_call(function, args)
 
     def compare(self, node: ast.Compare) -> Fn:
         op = node.op
@@ -367,15 +368,30 @@ def _builtin_call(impl: Callable[..., Any], args: list[Fn], takes_missing: bool)
     return call
 
 
-def _plugin_call(impl: Callable[..., Any], args: list[Fn]) -> Fn:
+def _plugin_call(function: PolicyFunction, args: list[Fn]) -> Fn:
+    impl = function.impl
+    name = function.name
+    calls_out = function.deadline is not None
+
     def call(e: Event, s: SessionView) -> Any:
         values = [a(e, s) for a in args]
         if any(v is MISSING for v in values):
             return MISSING
-        result = impl(*values)
+        try:
+            result = call_with_deadline(function, values) if calls_out else impl(*values)
+        except DependencyError:
+            raise
+        except Exception as error:
+            # Only the type: a plugin's message may quote its arguments (tokens, keys), and the
+            # rule's failure reason is logged and sent back to some vendors.
+            raise FunctionError(f"{name}() raised {type(error).__name__}") from None
         return MISSING if result is None else result
 
     return call
+
+
+class FunctionError(Exception):
+    """A plugin's policy function raised; the rule that called it fails."""
 
 
 def _number_of(value: Any) -> Any:

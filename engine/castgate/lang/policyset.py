@@ -21,6 +21,7 @@ from pathlib import Path
 
 from castgate.events import NOTIFICATIONS, Decision, Effect, Event, RuleTrace
 from castgate.lang.compiler import CompiledRule, Fn
+from castgate.lang.functions import DependencyError
 from castgate.state import SessionView
 
 DEFAULT_DENY = Decision(Effect.DENY, "no rule allowed this request")
@@ -122,7 +123,8 @@ class PolicySet:
         return {app: for_app(app) for app in own}, for_app(None)
 
     def decide(self, event: Event, state: SessionView, *, explain: bool = False) -> Decision:
-        """The decision for ``event``. Never raises: a failing rule is a deny that names it."""
+        """The decision for ``event``. A failing rule is a deny that names it; only a
+        :class:`DependencyError` propagates, for the caller to apply its fail mode."""
         per_app = self._index.get((event.vendor, event.action))
         if per_app is None:
             found = self.candidates(event.vendor, event.action, event.app)
@@ -135,6 +137,8 @@ class PolicySet:
             try:
                 if condition is None or condition(event, state):
                     return decided
+            except DependencyError:
+                raise
             except Exception as err:
                 return _final(_failure(rule, err), found.notification)
         for condition, prebuilt, rule in found.allow_steps:
@@ -143,6 +147,8 @@ class PolicySet:
                     if prebuilt is not None:
                         return prebuilt
                     return _final(_allowed(rule, event, state), found.notification)
+            except DependencyError:
+                raise
             except Exception as err:
                 return _final(_failure(rule, err), found.notification)
         return found.default
@@ -156,6 +162,8 @@ class PolicySet:
                 matched: bool | Exception = rule.condition is None or bool(
                     rule.condition(event, state)
                 )
+            except DependencyError:
+                raise
             except Exception as err:
                 matched = err
             outcome[rule.name] = matched
@@ -188,6 +196,8 @@ class PolicySet:
             if result:
                 try:
                     return _allowed(rule, event, state)
+                except DependencyError:
+                    raise
                 except Exception as err:
                     return _failure(rule, err)
         return DEFAULT_DENY

@@ -180,7 +180,13 @@ class RedisState:
         self.max_age = max_age
         self._clock = clock
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+            # Some vendors' JSON carries lone surrogates (Ant Media keeps them); a stream named
+            # so must still have a key, and read back as the same name.
+            encoding_errors="surrogatepass",
         )
         self._snapshot = self._redis.register_script(_SNAPSHOT)
         self._record = self._redis.register_script(_RECORD)

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from served import served
 from starlette.testclient import TestClient
 
-from castgate.app import MAX_BODY_BYTES as APP_MAX_BODY_BYTES
 from castgate.app import create_app
+from castgate.settings import DEFAULT_MAX_BODY as APP_MAX_BODY_BYTES
 from castgate.settings import Settings
 from castgate_kls.body import MAX_BODY_BYTES
 

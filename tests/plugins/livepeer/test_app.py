@@ -21,7 +21,8 @@ from served import served
 from starlette.testclient import TestClient
 
 from castgate import MalformedRequest
-from castgate.app import StartupError, create_app
+from castgate.app import create_app
+from castgate.gate import StartupError
 from castgate.lang.tokens import link_signature
 from castgate.settings import Settings
 from castgate_livepeer import Livepeer

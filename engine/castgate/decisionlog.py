@@ -1,0 +1,262 @@
+"""The decision log: every decision as one JSON line, appended to a file.
+
+Records are buffered and written by a background thread every ``flush`` seconds (or at once when
+``flush`` is 0), each batch of whole lines in one ``write`` call on a file opened with
+``O_APPEND``. So a crash, even ``kill -9``, loses at most the last interval and never leaves half
+a line behind, and several worker processes can share one file.
+
+Rotation is safe with both castgate's own size limit and an external ``logrotate``: a writer that
+finds its file renamed or deleted reopens the path before writing; a size rotation is done under
+an ``flock`` on ``<log>.lock``, so of several processes exactly one renames the file.
+
+The record format is documented in docs/operating.md; ``castgate replay`` reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from castgate.events import Decision, Event
+from castgate.logs import iso_time
+
+_log = logging.getLogger(__name__)
+
+#: What replaces a secret value in the log.
+REDACTED = "<redacted>"
+
+#: A param or raw field whose name contains one of these holds a secret (token, streamKey,
+#: wmsAuthSign, password, Authorization, ...). Matching is by substring so vendor spellings are
+#: caught without a list per vendor; an over-redacted harmless field costs little.
+SECRET_NAME_PARTS = ("token", "secret", "pass", "key", "sign", "sig", "auth", "jwt", "credential")
+
+#: Records waiting to be written beyond this are dropped (and counted): a log that cannot be
+#: written must not take the server's memory with it.
+MAX_PENDING = 100_000
+
+
+class Redactor:
+    """Replaces secret values in an event's data before it is logged.
+
+    ``fields`` are dotted paths the operator names (``stream``, ``params.user``, ``raw.url``);
+    every ``params`` or ``raw`` key whose name looks secret is redacted without being named.
+    """
+
+    def __init__(self, fields: Iterable[str] = ()) -> None:
+        self.fields = frozenset(fields)
+
+    def event(self, event: Event) -> tuple[dict[str, Any], list[str]]:
+        """The event as JSON data with secrets replaced, and the paths that were replaced."""
+        data = event.to_dict()
+        redacted: list[str] = []
+        for name in ("app", "stream", "session_id", "node"):
+            if name in self.fields and data[name]:
+                data[name] = REDACTED
+                redacted.append(name)
+        for section in ("params", "raw"):
+            data[section] = self._clean(data[section], section, redacted)
+        return data, redacted
+
+    def _clean(self, value: Any, path: str, redacted: list[str]) -> Any:
+        if isinstance(value, Mapping):
+            cleaned = {}
+            for key, item in value.items():
+                child = f"{path}.{key}"
+                if child in self.fields or _looks_secret(str(key)):
+                    cleaned[key] = REDACTED
+                    redacted.append(child)
+                else:
+                    cleaned[key] = self._clean(item, child, redacted)
+            return cleaned
+        if isinstance(value, list):
+            return [self._clean(item, path, redacted) for item in value]
+        return value
+
+
+def _looks_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in SECRET_NAME_PARTS)
+
+
+def decision_record(
+    event: Event,
+    decision: Decision,
+    *,
+    status: int,
+    latency_ms: float,
+    policy: str,
+    redactor: Redactor,
+    malformed: bool = False,
+) -> dict[str, Any]:
+    """One decision as the decision log stores it (keys in docs/operating.md)."""
+    event_data, redacted = redactor.event(event)
+    record: dict[str, Any] = {
+        "time": iso_time(event.time),
+        "vendor": event.vendor,
+        "action": event.action,
+        "effect": decision.effect.value,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "status": status,
+        "latency_ms": round(latency_ms, 3),
+        "policy": policy,
+    }
+    if decision.failed:
+        record["failed"] = True
+    if decision.flagged:
+        record["flagged"] = True
+    if malformed:
+        record["malformed"] = True
+    if redacted:
+        record["redacted"] = redacted
+    record["event"] = event_data
+    if decision.trace is not None:
+        record["trace"] = decision.to_dict()["trace"]
+    return record
+
+
+class DecisionLog:
+    """Appends records to ``path``; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        flush: float = 1.0,
+        fsync: bool = False,
+        max_bytes: int = 0,
+        keep: int = 10,
+    ) -> None:
+        self.path = path
+        self.flush_interval = flush
+        self.fsync = fsync
+        self.max_bytes = max_bytes
+        self.keep = keep
+        #: Records lost: dropped because writing fell behind, or in a write that failed.
+        self.lost = 0
+        self._pending: deque[bytes] = deque()
+        # _lock guards the pending records and is held only to swap them, so a request never
+        # waits for a write or an fsync; _writing keeps writes (and rotations) one at a time.
+        self._lock = threading.Lock()
+        self._writing = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._fd = self._open()
+        self._writer: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background writer (not needed when ``flush`` is 0)."""
+        if self.flush_interval > 0 and self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_periodically, name="castgate-decision-log", daemon=True
+            )
+            self._writer.start()
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+        # errors="surrogatepass": vendor data may hold lone surrogates; the line must still go out.
+        data = line.encode("utf-8", errors="surrogatepass")
+        with self._lock:
+            if len(self._pending) >= MAX_PENDING:
+                self._pending.popleft()
+                self.lost += 1
+            self._pending.append(data)
+        if self.flush_interval == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending now, in one ``write`` call."""
+        with self._writing:
+            with self._lock:
+                if not self._pending:
+                    return
+                batch = b"".join(self._pending)
+                count = len(self._pending)
+                self._pending.clear()
+            try:
+                self._reopen_if_moved()
+                _write_all(self._fd, batch)
+                if self.fsync:
+                    os.fsync(self._fd)
+                if self.max_bytes and os.fstat(self._fd).st_size >= self.max_bytes:
+                    self._rotate()
+            except OSError as error:
+                self.lost += count
+                _log.error(
+                    "decision log %s: write failed (%s); %d records lost", self.path, error, count
+                )
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer."""
+        self._stopping = True
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join()
+        self.flush()
+        with self._writing:
+            os.close(self._fd)
+
+    def _write_periodically(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.flush_interval)
+            self.flush()
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def _reopen_if_moved(self) -> None:
+        """Follow the path when the file was rotated away (by us, another worker, logrotate)."""
+        try:
+            moved = self.path.stat().st_ino != os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            os.close(self._fd)
+            self._fd = self._open()
+
+    def _rotate(self) -> None:
+        with Path(f"{self.path}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                # Another process may have rotated while we waited for the lock.
+                if self.path.stat().st_ino == os.fstat(self._fd).st_ino:
+                    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                    self.path.rename(f"{self.path}.{stamp}")
+                    self._prune()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._reopen_if_moved()
+
+    def _prune(self) -> None:
+        rotated = rotated_logs(self.path)
+        for old in rotated[: max(0, len(rotated) - self.keep)]:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+
+def rotated_logs(path: Path) -> list[Path]:
+    """The rotated files of the log at ``path``, oldest first (their names sort by time)."""
+    prefix = f"{path.name}."
+    return sorted(
+        each
+        for each in path.parent.glob(f"{path.name}.*")
+        if each.name[len(prefix) :][:1].isdigit()
+    )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # A regular file takes the whole batch in one write; the loop only guards a short write.
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
