@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from distributions import Site
+from hardening.castgate_process import castgate_serve
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -163,3 +165,33 @@ def test_the_process_log_line_per_decision_follows_its_level(
     assert [r.getMessage() for r in caplog.records if r.name == "castgate.decisions"] == [
         "decision"
     ] * expected
+
+
+def test_with_several_workers_every_scrape_reports_all_of_them(tmp_path: Path) -> None:
+    """Each worker counts in the shared multiprocess directory ``castgate serve`` sets up, so a
+    scrape answered by any worker reports every worker's decisions."""
+    policy = tmp_path / "viewers.policy"
+    policy.write_text("rule viewers { on play allow }\n")
+    with castgate_serve(tmp_path, "--policies", str(policy), "--workers", "2") as served:
+        body = (
+            "app=live&flashver=&swfurl=&tcurl=rtmp://127.0.0.1/live&pageurl="
+            "&addr=127.0.0.1&clientid={}&call=play&name=cam1&start=-2&duration=0&reset=0"
+        )
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        for number in range(30):
+            answer = httpx.post(
+                f"{served.url}/hooks/nginx_rtmp", content=body.format(number), headers=headers
+            )
+            assert answer.status_code == 200
+        totals = []
+        for _ in range(6):
+            text = httpx.get(f"{served.url}/metrics").text
+            totals.append(
+                sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "castgate_decisions_total"
+                )
+            )
+    assert totals == [30] * 6
