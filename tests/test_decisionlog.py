@@ -218,10 +218,84 @@ def test_records_a_write_could_not_store_are_counted_as_lost(
 ) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("needs /dev/full to make writes fail")
-    log = DecisionLog(Path("/dev/full"), flush=60.0)
+    lost: list[int] = []
+    log = DecisionLog(Path("/dev/full"), flush=60.0, lost=lost.append)
     log.append(record())
     log.append(record())
     log.flush()
-    assert log.lost == 2
+    assert lost == [2]
     assert "2 records lost" in caplog.text
     log.close()
+
+
+def test_after_a_failed_write_the_next_batch_starts_on_a_new_line(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.log"
+    log = DecisionLog(path, flush=60.0)
+    log.append(record())
+    log.flush()
+    with path.open("ab") as torn:
+        torn.write(b'{"time": "cut sho')  # what a write cut short by a full disk leaves
+    log._torn = True  # as a failed write leaves it: reproducing one needs a full disk
+    log.append(record())
+    log.close()
+    first, cut, last = path.read_text().splitlines()
+    assert json.loads(first)["policy"] == json.loads(last)["policy"] == "abc123def456"
+    assert cut == '{"time": "cut sho'
+
+
+def test_a_log_that_cannot_be_reopened_keeps_writing_to_the_file_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.log"
+    log = DecisionLog(path, flush=0.0)
+    log.append(record())
+    path.rename(tmp_path / "moved.log")
+    path.mkdir()  # the path cannot be opened as a file (the tests run as root: no chmod)
+    lost: list[int] = []
+    log.on_lost = lost.append
+    log.append(record())  # the reopen fails: counted lost, and the old file stays open
+    path.rmdir()
+    log.append(record())
+    log.close()
+    assert lost == [1]
+    assert len(lines(tmp_path / "moved.log")) == 1
+    assert len(lines(path)) == 1
+
+
+def test_the_rotation_lock_is_hidden_from_a_glob_for_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.log"
+    log = DecisionLog(path, flush=0.0, max_bytes=500, keep=5)
+    for _ in range(5):
+        log.append(record())
+    log.close()
+    assert (tmp_path / ".decisions.log.lock").exists()
+    assert all(not each.name.endswith(".lock") for each in tmp_path.glob("decisions.log*"))
+
+
+def test_a_redacted_value_is_removed_wherever_else_it_appears() -> None:
+    """nginx-rtmp repeats the stream's query in ``tcurl`` and ``args``; Nimble and Livepeer
+    put keys in URLs and session ids."""
+    leaky = event(
+        stream="k3y-as-stream",
+        session_id="k3y-as-stream-17",
+        params={"sig": "s1gnature", "user": "ann"},
+        raw={
+            "tcurl": "rtmp://edge/live?sig=s1gnature&user=ann",
+            "url": "rtmp://edge/live/k3y-as-stream?expires=9",
+            "nested": [{"note": "sig was s1gnature"}],
+        },
+    )
+    data, redacted = Redactor({"stream"}).event(leaky)
+    text = json.dumps(data)
+    assert "s1gnature" not in text and "k3y-as-stream" not in text
+    assert data["raw"]["tcurl"] == f"rtmp://edge/live?sig={REDACTED}&user=ann"
+    assert data["session_id"] == f"{REDACTED}-17"
+    assert redacted == ["stream", "params.sig"]
+
+
+def test_secret_named_query_arguments_are_redacted_in_any_text() -> None:
+    data, _ = Redactor().event(
+        event(params={}, raw={"args": "token=abc123&name=cam1", "page": "https://x/?apiKey=zz99"})
+    )
+    assert data["raw"] == {
+        "args": f"token={REDACTED}&name=cam1",
+        "page": f"https://x/?apiKey={REDACTED}",
+    }

@@ -12,8 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from distributions import Site
+from served import served
 from starlette.testclient import TestClient
 
 from castgate.app import create_app
@@ -21,9 +23,17 @@ from castgate.settings import Settings, parse_fail_open
 
 BUILT_IN_VENDORS = frozenset({"nginx_rtmp", "livepeer", "antmedia", "kls", "nimble"})
 POLICY = """
+rule banned_keys {
+  on play from signedcam
+  deny "banned" if upstream.tier(params.key) == "banned"
+}
 rule gold_viewers {
   on play from signedcam
   allow if upstream.tier(params.key) == "gold"
+}
+rule house_stream {
+  on play from signedcam
+  allow if stream.name == "house"
 }
 rule record_ends {
   on publish_done from signedcam
@@ -85,8 +95,9 @@ def client_for(policy_dir: Path, tmp_path: Path, **changes: Any) -> TestClient:
     return TestClient(create_app(settings), client=("192.0.2.1", 1))
 
 
-def play(client: TestClient, key: str) -> dict[str, Any]:
-    response = client.post("/hooks/signedcam", json={"action": "play", "stream": "s", "key": key})
+def play(client: TestClient, key: str, stream: str = "s") -> dict[str, Any]:
+    body = {"action": "play", "stream": stream, "key": key}
+    response = client.post("/hooks/signedcam", json=body)
     assert response.status_code == 200
     answer: dict[str, Any] = response.json()
     return answer
@@ -133,21 +144,61 @@ def test_a_broken_upstream_fails_closed(policy_dir: Path, tmp_path: Path) -> Non
     }
 
 
-def test_fail_open_allows_the_listed_vendor_and_action_only(
+def test_fail_open_decides_without_the_failed_call_for_the_listed_pairs_only(
     policy_dir: Path, tmp_path: Path
 ) -> None:
     opened = parse_fail_open("signedcam:play")
     with client_for(policy_dir, tmp_path, fail_open=opened) as client:
-        answer = play(client, "slow-gold")
-        assert answer["allowed"] is True
-        assert answer["reason"].endswith("(failing open)")
-        publish = client.post(
+        # The other rules still decide: a rule that needs no upstream admits...
+        house = play(client, "slow-banned", stream="house")
+        # ...and the failed call grants nothing by itself.
+        gold = play(client, "slow-gold")
+        done = client.post(
             "/hooks/signedcam", json={"action": "publish_done", "stream": "s", "key": "broken"}
         )
-        assert publish.status_code == 200  # a notification is acknowledged either way
-    first, second = logged(tmp_path)
-    assert (first["effect"], first["failed"]) == ("allow", True)
-    assert (second["effect"], second["failed"]) == ("ack", True)
+    assert house == {
+        "allowed": True,
+        "reason": "allowed by rule house_stream (dependency failed: upstream.tier() missed its "
+        "deadline of 300 ms; decided without it)",
+    }
+    assert gold["allowed"] is False
+    assert done.status_code == 200  # a notification is acknowledged either way
+    first, second, third = logged(tmp_path)
+    assert (first["effect"], first["rule"], first["failed"]) == ("allow", "house_stream", True)
+    assert (second["effect"], second["failed"]) == ("deny", True)
+    assert (third["effect"], third["failed"]) == ("ack", True)
+
+
+def test_without_fail_open_the_failed_call_denies_even_what_other_rules_allow(
+    policy_dir: Path, tmp_path: Path
+) -> None:
+    with client_for(policy_dir, tmp_path) as client:
+        answer = play(client, "slow-x", stream="house")
+    assert answer["allowed"] is False
+    assert answer["reason"].startswith("dependency failed: upstream.tier()")
+
+
+def test_the_event_loop_keeps_serving_while_a_call_waits_for_its_deadline(
+    policy_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(
+        policies=(policy_dir,), disabled_plugins=BUILT_IN_VENDORS, log_format="json"
+    )
+    with served(create_app(settings)) as base:
+        waiting = threading.Thread(
+            target=httpx.post,
+            args=(f"{base}/hooks/signedcam",),
+            kwargs={"json": {"action": "play", "stream": "s", "key": "slow-x"}, "timeout": 10},
+        )
+        waiting.start()
+        time.sleep(0.1)  # the slow decision is now waiting on its upstream
+        health = httpx.get(f"{base}/healthz", timeout=10)
+        answered_during_the_wait = waiting.is_alive()
+        waiting.join()
+    assert health.status_code == 200
+    # The upstream takes 2 s and the deadline is 300 ms: /healthz answered while the decision
+    # was still waiting shows the loop was free.
+    assert answered_during_the_wait
 
 
 def test_calls_still_stuck_upstream_do_not_break_later_decisions(

@@ -15,7 +15,13 @@ from starlette.testclient import TestClient
 
 from castgate.app import create_app
 from castgate.gate import StartupError
-from castgate.settings import Settings, parse_hook_secret, parse_networks, parse_signing_keys
+from castgate.settings import (
+    Settings,
+    parse_hook_secret,
+    parse_networks,
+    parse_rate,
+    parse_signing_keys,
+)
 
 BUILT_IN_VENDORS = frozenset({"nginx_rtmp", "livepeer", "antmedia", "kls", "nimble"})
 SECRET = "s3cret-for-hooks-0123"
@@ -72,7 +78,7 @@ def test_the_secret_in_the_path_admits_the_request_to_the_same_hook(guarded: Tes
 
 @pytest.mark.parametrize("wrong", [SECRET[:-1], SECRET + "x", "", SECRET.upper()])
 def test_a_wrong_secret_is_refused_wherever_it_is(guarded: TestClient, wrong: str) -> None:
-    assert guarded.post(f"/s/{wrong}/hooks/testcam", json=PLAY).status_code in (401, 404)
+    assert guarded.post(f"/s/{wrong}/hooks/testcam", json=PLAY).status_code == 401
     headers = {"X-Castgate-Secret": wrong}
     assert guarded.post("/hooks/testcam", json=PLAY, headers=headers).status_code == 401
 
@@ -227,3 +233,45 @@ def test_a_signing_key_for_an_unknown_or_unsigned_vendor_or_unset_variable_stops
     assert "no vendor 'nosuch' is loaded" in report
     assert "vendor 'testcam' does not sign its requests" in report
     assert "SIGNEDCAM_KEY (key for signedcam) is not set" in report
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "status"),
+    [
+        ("10.1.2.3:4711", 200),  # some balancers write the port
+        ("[2001:db8::1]:443", 403),  # bracketed IPv6 with a port, outside 10/8
+        ("203.0.113.9:4444", 403),
+        ("unknown", 403),  # not an address: nobody, never the proxy itself
+        ("", 403),
+    ],
+)
+def test_an_unreadable_forwarded_hop_is_nobody_not_the_proxy(
+    policy_dir: Path, forwarded: str, status: int
+) -> None:
+    settings: dict[str, Any] = {
+        "hook_networks": parse_networks("10.0.0.0/8, 192.0.2.1"),
+        "trusted_proxies": parse_networks("192.0.2.1"),
+    }
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    with client_for(policy_dir, caller="192.0.2.1", **settings) as via_proxy:
+        assert via_proxy.post("/hooks/testcam", json=PLAY, headers=headers).status_code == status
+
+
+def test_a_rate_under_one_per_second_still_admits_its_first_request(policy_dir: Path) -> None:
+    with client_for(policy_dir, hook_rate=parse_rate("30/m")) as client:
+        statuses = [client.post("/hooks/testcam", json=PLAY).status_code for _ in range(3)]
+    assert statuses == [200, 429, 429]
+
+
+def test_under_a_root_path_the_hooks_are_still_guarded(policy_dir: Path) -> None:
+    settings = Settings(
+        policies=(policy_dir,),
+        disabled_plugins=BUILT_IN_VENDORS,
+        log_format="json",
+        hook_secret=parse_hook_secret(SECRET),
+    )
+    with TestClient(create_app(settings), root_path="/castgate") as client:
+        assert client.post("/castgate/hooks/testcam", json=PLAY).status_code == 401
+        headers = {"X-Castgate-Secret": SECRET}
+        answer = client.post("/castgate/hooks/testcam", json=PLAY, headers=headers)
+        assert answer.status_code == 200

@@ -31,6 +31,7 @@ from castgate.decisionlog import decision_record
 from castgate.events import Decision, Effect, Event
 from castgate.gate import Gate, StartupError, decide, load_gate, open_decision_log, refusal
 from castgate.inbound import HookGuard, signature_problem
+from castgate.lang import PolicySet
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
 from castgate.metrics import Metrics
 from castgate.middleware import BufferBody, CloseConnection
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Gate]]:
         try:
             gate = load_gate(settings)
-            gate.decision_log = open_decision_log(settings)
+            gate.decision_log = open_decision_log(settings, lost=metrics.decision_log_lost.inc)
         except StartupError as error:
             _log.error("castgate cannot start:\n%s", error)
             raise
@@ -147,8 +148,6 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     gate: Gate = request.state.gate
     await _state_reachable(gate)
-    if gate.decision_log is not None:
-        gate.metrics.decision_log_lost.set(gate.decision_log.lost)
     body, content_type = gate.metrics.exposition()
     return Response(body, media_type=content_type)
 
@@ -164,6 +163,8 @@ async def hook(request: Request) -> Response:
     """One webhook call: parse it the vendor's way, decide, answer the vendor's way."""
     gate: Gate = request.state.gate
     started = time.perf_counter()
+    # Read once: a reload while this request is decided must not mix two policies' answers.
+    policy = gate.policy
     vendor_name: str = request.path_params["vendor"]
     route: str = request.path_params.get("route", "")
     vendor = gate.registry.vendors.get(vendor_name)
@@ -185,11 +186,11 @@ async def hook(request: Request) -> Response:
     try:
         event = await vendor.parse(request, route)
         if isinstance(event, Batch):
-            return await _answer_batch(gate, vendor, event, started)
+            return await _answer_batch(gate, vendor, event, policy, started)
         if not isinstance(event, Event):
             raise TypeError(f"parse returned {type(event).__name__}, not a castgate.Event")
     except MalformedRequest as error:
-        return _answer_malformed(gate, vendor, route, error, started)
+        return _answer_malformed(gate, vendor, route, error, policy, started)
     except Exception:
         gate.metrics.errors.labels("plugin_parse").inc()
         _log.exception(
@@ -199,18 +200,20 @@ async def hook(request: Request) -> Response:
             route,
         )
         malformed = MalformedRequest("the request could not be read")
-        return _answer_malformed(gate, vendor, route, malformed, started)
+        return _answer_malformed(gate, vendor, route, malformed, policy, started)
 
-    decision = await decide(gate, vendor, event)
+    decision = await decide(gate, vendor, event, policy)
     response, decision = _render(gate, vendor, decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, [(event, decision)], latency_ms)
+    _after_answer(response, gate, vendor, policy, [(event, decision)], latency_ms)
     return response
 
 
-async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float) -> Response:
+async def _answer_batch(
+    gate: Gate, vendor: Vendor, batch: Batch, policy: PolicySet, started: float
+) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
-    decisions = [await decide(gate, vendor, event) for event in batch.events]
+    decisions = [await decide(gate, vendor, event, policy) for event in batch.events]
     response = _vendor_answer(
         gate,
         vendor,
@@ -218,7 +221,8 @@ async def _answer_batch(gate: Gate, vendor: Vendor, batch: Batch, started: float
         lambda: vendor.render_batch(batch, decisions),
     ) or PlainTextResponse("the answer could not be rendered", 400)
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, list(zip(batch.events, decisions, strict=True)), latency_ms)
+    decided = list(zip(batch.events, decisions, strict=True))
+    _after_answer(response, gate, vendor, policy, decided, latency_ms)
     return response
 
 
@@ -276,7 +280,12 @@ def _vendor_answer(
 
 
 def _answer_malformed(
-    gate: Gate, vendor: Vendor, route: str, error: MalformedRequest, started: float
+    gate: Gate,
+    vendor: Vendor,
+    route: str,
+    error: MalformedRequest,
+    policy: PolicySet,
+    started: float,
 ) -> Response:
     response = _vendor_answer(
         gate,
@@ -288,13 +297,15 @@ def _answer_malformed(
     decision = Decision(Effect.DENY, f"malformed request: {error.reason}")
     latency_ms = (time.perf_counter() - started) * 1000
     gate.metrics.errors.labels("malformed").inc()
-    _after_answer(response, gate, [(event, decision)], latency_ms, malformed=True)
+    _after_answer(response, gate, vendor, policy, [(event, decision)], latency_ms, malformed=True)
     return response
 
 
 def _after_answer(
     response: Response,
     gate: Gate,
+    vendor: Vendor,
+    policy: PolicySet,
     decided: list[tuple[Event, Decision]],
     latency_ms: float,
     *,
@@ -303,7 +314,15 @@ def _after_answer(
     """Record the decisions, in order, once the answer is sent, off the request path."""
     tasks = [
         BackgroundTask(
-            _record, gate, event, decision, response.status_code, latency_ms, malformed=malformed
+            _record,
+            gate,
+            vendor,
+            policy.version,
+            event,
+            decision,
+            response.status_code,
+            latency_ms,
+            malformed=malformed,
         )
         for event, decision in decided
     ]
@@ -315,6 +334,8 @@ def _after_answer(
 
 def _record(
     gate: Gate,
+    vendor: Vendor,
+    policy_version: str,
     event: Event,
     decision: Decision,
     status: int,
@@ -323,13 +344,13 @@ def _record(
     malformed: bool,
 ) -> None:
     """One decision into the metrics, the decision log, the log and the observers."""
-    gate.metrics.decided(event, decision, latency_ms / 1000)
+    gate.metrics.decided(vendor, event, decision, latency_ms / 1000)
     record = decision_record(
         event,
         decision,
         status=status,
         latency_ms=latency_ms,
-        policy=gate.policy.version,
+        policy=policy_version,
         redactor=gate.redactor,
         malformed=malformed,
     )

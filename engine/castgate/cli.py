@@ -25,7 +25,7 @@ import uvicorn
 from castgate import settings as configuration
 from castgate.connections import HTTP_PROTOCOL
 from castgate.events import Event
-from castgate.gate import StartupError, load_gate
+from castgate.gate import StartupError, load_gate, open_decision_log
 from castgate.lang import PolicyError, compile_policies, policy_files
 from castgate.lang.formatter import format_source
 from castgate.lang.parser import duration_seconds
@@ -137,9 +137,13 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings)
     try:
         load_gate(settings)
+        # Workers open the log after the port is bound, where a failure cannot stop serve.
+        checked_log = open_decision_log(settings)
     except StartupError as error:
         print(error, file=sys.stderr)
         return 1
+    if checked_log is not None:
+        checked_log.close()
     # Every worker builds its app from the environment, so the flags travel there; one code
     # path for one worker or many.
     os.environ.update(settings.to_env())

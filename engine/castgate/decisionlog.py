@@ -19,9 +19,10 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,31 +56,76 @@ class Redactor:
         self.fields = frozenset(fields)
 
     def event(self, event: Event) -> tuple[dict[str, Any], list[str]]:
-        """The event as JSON data with secrets replaced, and the paths that were replaced."""
+        """The event as JSON data with secrets replaced, and the paths that were replaced.
+
+        A secret also travels inside other fields (a token in ``raw.tcurl``, a stream key in
+        the session id or a URL), so every value redacted by name is then removed wherever else
+        it appears, and so is the value of every secret-named query argument in any text.
+        """
         data = event.to_dict()
         redacted: list[str] = []
+        secrets: set[str] = set()
         for name in ("app", "stream", "session_id", "node"):
             if name in self.fields and data[name]:
+                secrets.add(data[name])
                 data[name] = REDACTED
                 redacted.append(name)
         for section in ("params", "raw"):
-            data[section] = self._clean(data[section], section, redacted)
-        return data, redacted
+            data[section] = self._clean(data[section], section, redacted, secrets)
+        # Longest first, so a secret containing a shorter one is removed whole.
+        scrub = sorted((each for each in secrets if len(each) >= MIN_SECRET_LENGTH), key=len)[::-1]
+        return _scrubbed(data, scrub), redacted
 
-    def _clean(self, value: Any, path: str, redacted: list[str]) -> Any:
+    def _clean(self, value: Any, path: str, redacted: list[str], secrets: set[str]) -> Any:
         if isinstance(value, Mapping):
             cleaned = {}
             for key, item in value.items():
                 child = f"{path}.{key}"
                 if child in self.fields or _looks_secret(str(key)):
+                    secrets.update(_texts(item))
                     cleaned[key] = REDACTED
                     redacted.append(child)
                 else:
-                    cleaned[key] = self._clean(item, child, redacted)
+                    cleaned[key] = self._clean(item, child, redacted, secrets)
             return cleaned
         if isinstance(value, list):
-            return [self._clean(item, path, redacted) for item in value]
+            return [self._clean(item, path, redacted, secrets) for item in value]
         return value
+
+
+#: Redacted values shorter than this are not hunted for in other fields: "1" or "on" would
+#: blank half the record, and are no secret anyway.
+MIN_SECRET_LENGTH = 4
+
+#: ``name=value`` in a query string or form, where the name looks secret.
+_SECRET_ARGUMENT = re.compile(
+    r"(?i)(?P<name>[^=&;?#\s/]*(?:" + "|".join(SECRET_NAME_PARTS) + r")[^=&;?#\s/]*)="
+    r"(?P<value>[^&;#\s]+)"
+)
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
+
+
+def _scrubbed(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        if "=" in value:
+            value = _SECRET_ARGUMENT.sub(lambda found: f"{found['name']}={REDACTED}", value)
+        return value
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    return value
 
 
 def _looks_secret(name: str) -> bool:
@@ -135,14 +181,18 @@ class DecisionLog:
         fsync: bool = False,
         max_bytes: int = 0,
         keep: int = 10,
+        lost: Callable[[int], object] = lambda count: None,
     ) -> None:
         self.path = path
         self.flush_interval = flush
         self.fsync = fsync
         self.max_bytes = max_bytes
         self.keep = keep
-        #: Records lost: dropped because writing fell behind, or in a write that failed.
-        self.lost = 0
+        #: Told how many records were lost each time some are: dropped because writing fell
+        #: behind, or in a write that failed.
+        self.on_lost = lost
+        # A failed write may have left part of a line; the next batch starts on a new line.
+        self._torn = False
         self._pending: deque[bytes] = deque()
         # _lock guards the pending records and is held only to swap them, so a request never
         # waits for a write or an fsync; _writing keeps writes (and rotations) one at a time.
@@ -152,6 +202,9 @@ class DecisionLog:
         self._stopping = False
         self._fd = self._open()
         self._writer: threading.Thread | None = None
+        #: Where writers of this log take turns to rotate it; hidden, so a shell glob for the
+        #: log and its rotations (``decisions.log*``) does not pick it up.
+        self.lock_path = path.with_name(f".{path.name}.lock")
 
     def start(self) -> None:
         """Start the background writer (not needed when ``flush`` is 0)."""
@@ -168,7 +221,7 @@ class DecisionLog:
         with self._lock:
             if len(self._pending) >= MAX_PENDING:
                 self._pending.popleft()
-                self.lost += 1
+                self.on_lost(1)
             self._pending.append(data)
         if self.flush_interval == 0:
             self.flush()
@@ -182,18 +235,28 @@ class DecisionLog:
                 batch = b"".join(self._pending)
                 count = len(self._pending)
                 self._pending.clear()
+            if self._torn:
+                batch = b"\n" + batch
+            writing = False
             try:
                 self._reopen_if_moved()
+                writing = True  # from here on, part of the batch may reach the file
                 _write_all(self._fd, batch)
+                self._torn = False
                 if self.fsync:
                     os.fsync(self._fd)
-                if self.max_bytes and os.fstat(self._fd).st_size >= self.max_bytes:
-                    self._rotate()
             except OSError as error:
-                self.lost += count
+                self._torn = self._torn or writing
+                self.on_lost(count)
                 _log.error(
                     "decision log %s: write failed (%s); %d records lost", self.path, error, count
                 )
+                return
+            if self.max_bytes and os.fstat(self._fd).st_size >= self.max_bytes:
+                try:
+                    self._rotate()
+                except OSError as error:
+                    _log.error("decision log %s: rotation failed (%s)", self.path, error)
 
     def close(self) -> None:
         """Write what is pending and stop the writer."""
@@ -221,15 +284,22 @@ class DecisionLog:
         except FileNotFoundError:
             moved = True
         if moved:
+            # Open first: if that fails, the old descriptor stays ours (and still valid) instead
+            # of a closed number the process may hand to a socket.
+            reopened = self._open()
             os.close(self._fd)
-            self._fd = self._open()
+            self._fd = reopened
 
     def _rotate(self) -> None:
-        with Path(f"{self.path}.lock").open("a") as lock:
+        with self.lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                # Another process may have rotated while we waited for the lock.
-                if self.path.stat().st_ino == os.fstat(self._fd).st_ino:
+                # Another process may have rotated (even removed the path) while we waited.
+                try:
+                    current: int | None = self.path.stat().st_ino
+                except FileNotFoundError:
+                    current = None
+                if current == os.fstat(self._fd).st_ino:
                     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
                     self.path.rename(f"{self.path}.{stamp}")
                     self._prune()

@@ -7,6 +7,7 @@ decides with the same procedure the server uses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from typing import Any
 from castgate.decisionlog import DecisionLog, Redactor
 from castgate.events import Decision, Effect, Event
 from castgate.lang import PolicyError, PolicySet, compile_policies
-from castgate.lang.functions import DependencyError
+from castgate.lang.functions import DependencyError, calls_out_skipped
 from castgate.metrics import Metrics
 from castgate.plugins import PluginError, Registry, load_plugins
 from castgate.settings import Settings
@@ -50,6 +51,8 @@ class Gate:
     last_reload_error: str = ""
     #: When the policy in use was compiled (epoch seconds).
     policy_loaded: float = field(default_factory=time.time)
+    #: Held by a memory-state decision that runs off the event loop (its policy calls out).
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def compile_again(self) -> PolicySet:
         return compile_policies(
@@ -99,7 +102,11 @@ def load_gate(settings: Settings) -> Gate:
     )
 
 
-def open_decision_log(settings: Settings) -> DecisionLog | None:
+def open_decision_log(
+    settings: Settings, lost: Callable[[int], object] = lambda count: None
+) -> DecisionLog | None:
+    """The decision log the settings ask for, its writer started; ``lost`` hears of records
+    it could not write."""
     if settings.decision_log is None:
         return None
     try:
@@ -109,6 +116,7 @@ def open_decision_log(settings: Settings) -> DecisionLog | None:
             fsync=settings.decision_log_fsync,
             max_bytes=settings.decision_log_max_bytes,
             keep=settings.decision_log_keep,
+            lost=lost,
         )
     except OSError as error:
         raise StartupError(
@@ -143,19 +151,25 @@ def _signing_keys(settings: Settings, registry: Registry) -> dict[str, bytes]:
     return keys
 
 
-async def decide(gate: Gate, vendor: Vendor, event: Event) -> Decision:
-    """Decide ``event`` and record it in the session state, within the state's deadline."""
+async def decide(gate: Gate, vendor: Vendor, event: Event, policy: PolicySet) -> Decision:
+    """Decide ``event`` with ``policy`` (the one the request started with, whatever reloads
+    meanwhile) and record it in the session state, within the state's deadline."""
     store = gate.sessions
     if isinstance(store, RedisState):
         try:
-            return await _decide_shared(gate, vendor, store, event)
+            return await _decide_shared(gate, vendor, store, event, policy)
         except Exception as error:
             # A bug between castgate and Redis must be a refusal, never a 500.
             _log.exception(
                 "deciding %s %s with the shared state failed", event.vendor, event.action
             )
-            return _without_state(gate, vendor, event, error)
-    return _decide_local(gate, vendor, store, event)
+            return await _without_state(gate, vendor, event, policy, error)
+    if policy.calls_out:
+        # A call out may wait its deadline: off the event loop, so other requests go on. The
+        # lock keeps each decision and its record together, as the loop does for the others.
+        async with gate.serial:
+            return await asyncio.to_thread(_decide_local, gate, vendor, store, event, policy)
+    return _decide_local(gate, vendor, store, event, policy)
 
 
 def decide_in_memory(
@@ -163,22 +177,33 @@ def decide_in_memory(
     store: MemoryState,
     event: Event,
     *,
-    explain: bool = False,
-    checked: Callable[[Decision], Decision] = lambda decision: decision,
-    failed: Callable[[DependencyError], Decision] | None = None,
+    explain: bool,
+    checked: Callable[[Decision], Decision],
+    fails_open: bool,
+    dependency_failed: Callable[[DependencyError], object],
 ) -> Decision:
     """Decide and record in this process's state with no await between the two, so a count a
     decision read is still true when the session it admits is added.
 
     ``checked`` may turn the decision into a refusal (response data the vendor cannot send);
-    ``failed`` is the decision when a dependency fails (by default a failed deny).
+    ``dependency_failed`` hears of a call out that failed, and ``fails_open`` says whether the
+    decision is then made without such calls (else it is denied).
     """
     own = store.session_for(event) if event.action == "update" else None
     ends, rule, reason = (own.ends, own.rule, own.ended_because) if own else (None, None, "")
-    try:
-        decision = checked(decided(policy, event, store, ends, rule, reason, explain=explain))
-    except DependencyError as error:
-        decision = failed(error) if failed else _failed_closed(event, str(error))
+    decision = checked(
+        decided_failing_over(
+            policy,
+            event,
+            store,
+            ends,
+            rule,
+            reason,
+            explain=explain,
+            fails_open=fails_open,
+            dependency_failed=dependency_failed,
+        )
+    )
     try:
         store.record(event, decision)
     except Exception:
@@ -186,24 +211,29 @@ def decide_in_memory(
     return decision
 
 
-def _decide_local(gate: Gate, vendor: Vendor, store: MemoryState, event: Event) -> Decision:
+def _decide_local(
+    gate: Gate, vendor: Vendor, store: MemoryState, event: Event, policy: PolicySet
+) -> Decision:
     return decide_in_memory(
-        gate.policy,
+        policy,
         store,
         event,
         explain=gate.settings.explain,
         checked=lambda decision: checked(gate.registry, vendor, decision),
-        failed=lambda error: _dependency_failed(gate, event, error),
+        fails_open=gate.settings.fails_open(event.vendor, event.action),
+        dependency_failed=lambda error: _dependency_failed(gate, event, error),
     )
 
 
-async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: Event) -> Decision:
+async def _decide_shared(
+    gate: Gate, vendor: Vendor, store: RedisState, event: Event, policy: PolicySet
+) -> Decision:
     """Decide on a snapshot of the shared state, then record; if another process admitted a
     session the decision relied on not being there, decide again on a fresh snapshot."""
-    if not gate.policy.reads_sessions and event.action != "update":
+    if not policy.reads_sessions and event.action != "update":
         # Nothing to read: one round trip, to record the decision. The decision did not depend
         # on the state, so losing the record does not change it.
-        decision = _decided_by_gate(gate, vendor, event, EMPTY_STATE, None, None)
+        decision = await _decided_by_gate(gate, vendor, event, policy, EMPTY_STATE, None, None)
         try:
             await store.record(event, decision, None)
         except StateUnavailableError as error:
@@ -220,9 +250,9 @@ async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: E
         try:
             snapshot = await store.snapshot(event, extra)
         except StateUnavailableError as error:
-            return _without_state(gate, vendor, event, error)
-        decision = _decided_by_gate(
-            gate, vendor, event, snapshot, snapshot.ends, snapshot.rule, snapshot.reason
+            return await _without_state(gate, vendor, event, policy, error)
+        decision = await _decided_by_gate(
+            gate, vendor, event, policy, snapshot, snapshot.ends, snapshot.rule, snapshot.reason
         )
         if snapshot.missed:
             # The policy read a count the snapshot did not hold: fetch it and decide again.
@@ -232,29 +262,41 @@ async def _decide_shared(gate: Gate, vendor: Vendor, store: RedisState, event: E
             if await store.record(event, decision, snapshot):
                 return decision
         except StateUnavailableError as error:
-            return _without_state(gate, vendor, event, error)
+            return await _without_state(gate, vendor, event, policy, error)
     return Decision(Effect.DENY, "the session state kept changing; try again", failed=True)
 
 
-def _decided_by_gate(
+async def _decided_by_gate(
     gate: Gate,
     vendor: Vendor,
     event: Event,
+    policy: PolicySet,
     view: SessionView,
     ends: float | None,
     rule: str | None,
     reason: str = "",
 ) -> Decision:
-    try:
-        decision = decided(
-            gate.policy, event, view, ends, rule, reason, explain=gate.settings.explain
+    def deciding() -> Decision:
+        decision = decided_failing_over(
+            policy,
+            event,
+            view,
+            ends,
+            rule,
+            reason,
+            explain=gate.settings.explain,
+            fails_open=gate.settings.fails_open(event.vendor, event.action),
+            dependency_failed=lambda error: _dependency_failed(gate, event, error),
         )
-    except DependencyError as error:
-        return _dependency_failed(gate, event, error)
-    return checked(gate.registry, vendor, decision)
+        return checked(gate.registry, vendor, decision)
+
+    # A call out may wait its deadline: off the event loop, so other requests go on.
+    return await asyncio.to_thread(deciding) if policy.calls_out else deciding()
 
 
-def _without_state(gate: Gate, vendor: Vendor, event: Event, error: Exception) -> Decision:
+async def _without_state(
+    gate: Gate, vendor: Vendor, event: Event, policy: PolicySet, error: Exception
+) -> Decision:
     """The decision when the shared state cannot be reached: notifications are acknowledged
     (their record is lost, and logged), decisions fail closed unless the operator opened them,
     and then are decided as if no session were live."""
@@ -269,23 +311,50 @@ def _without_state(gate: Gate, vendor: Vendor, event: Event, error: Exception) -
         return Decision(Effect.ACK, "session state unavailable: not recorded", failed=True)
     if not gate.settings.fails_open(event.vendor, event.action):
         return Decision(Effect.DENY, "session state unavailable", failed=True)
-    decision = _decided_by_gate(gate, vendor, event, EMPTY_STATE, None, None)
+    decision = await _decided_by_gate(gate, vendor, event, policy, EMPTY_STATE, None, None)
     return replace(
         decision, reason=f"{decision.reason} (session state unavailable; failing open)", failed=True
     )
 
 
-def _dependency_failed(gate: Gate, event: Event, error: DependencyError) -> Decision:
-    """A policy function's upstream failed: deny, or allow where the operator said to fail
-    open. Either way the decision is marked failed, so the log and metrics show it."""
+def _dependency_failed(gate: Gate, event: Event, error: DependencyError) -> None:
     gate.metrics.errors.labels("dependency").inc()
     _log.error("%s %s: dependency failed: %s", event.vendor, event.action, error)
-    if event.is_notification or not gate.settings.fails_open(event.vendor, event.action):
-        return _failed_closed(event, f"dependency failed: {error}")
-    return Decision(Effect.ALLOW, f"dependency failed: {error} (failing open)", failed=True)
 
 
-def _failed_closed(event: Event, reason: str) -> Decision:
+def decided_failing_over(
+    policy: PolicySet,
+    event: Event,
+    view: SessionView,
+    ends: float | None,
+    rule: str | None,
+    reason: str,
+    *,
+    explain: bool,
+    fails_open: bool,
+    dependency_failed: Callable[[DependencyError], object],
+) -> Decision:
+    """:func:`decided`, and when a call out fails: a failed deny, or where the operator made the
+    vendor and action fail open, the decision made again with every call out *missing* (so the
+    other rules still decide: a deny that does not depend on the call still denies). Either
+    way marked failed. Notifications are acknowledged."""
+    try:
+        return decided(policy, event, view, ends, rule, reason, explain=explain)
+    except DependencyError as error:
+        dependency_failed(error)
+        if event.is_notification or not fails_open:
+            return failed_closed(event, f"dependency failed: {error}")
+        with calls_out_skipped():
+            decision = decided(policy, event, view, ends, rule, reason, explain=explain)
+        return replace(
+            decision,
+            reason=f"{decision.reason} (dependency failed: {error}; decided without it)",
+            failed=True,
+        )
+
+
+def failed_closed(event: Event, reason: str) -> Decision:
+    """The decision a failure makes: deny, or acknowledge a notification; marked failed."""
     effect = Effect.ACK if event.is_notification else Effect.DENY
     return Decision(effect, reason, failed=True)
 
@@ -324,7 +393,7 @@ def decided(
     except Exception:
         # decide() promises never to raise; if a bug breaks that promise, fail closed, not 500.
         _log.exception("policy %s failed to decide %s", policy.version, event.action)
-        return _failed_closed(event, "the policy failed to decide")
+        return failed_closed(event, "the policy failed to decide")
 
 
 def _response_problems(registry: Registry, vendor: Vendor, data: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ per caller and reason per minute, so an attack cannot flood the log.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -52,7 +53,8 @@ class HookGuard:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
-        self.secret = settings.hook_secret.reveal().encode() if settings.hook_secret else None
+        secret = settings.hook_secret
+        self.secret = hashlib.sha256(secret.reveal().encode()).digest() if secret else None
         self.networks = settings.hook_networks
         self.proxies = settings.trusted_proxies
         self.rate = settings.hook_rate
@@ -71,7 +73,8 @@ class HookGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        # Under a root path (``uvicorn --root-path``, a mount) routes match what follows it.
+        path: str = scope["path"].removeprefix(scope.get("root_path", ""))
         presented_in_path = None
         if path.startswith(SECRET_PREFIX):
             presented_in_path, _, rest = path[len(SECRET_PREFIX) :].partition("/")
@@ -108,11 +111,13 @@ class HookGuard:
         if not self.proxies or not client or not _within(client[0], self.proxies):
             return scope
         forwarded = Headers(scope=scope).getlist("x-forwarded-for")
-        hops = [hop.strip() for line in forwarded for hop in line.split(",") if hop.strip()]
+        hops = [_address_of(hop) for line in forwarded for hop in line.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not _within(hop, self.proxies):
-                return {**scope, "client": (hop, 0)} if _is_address(hop) else scope
-        return scope
+                # An unreadable hop ("unknown", garbage) is nobody: never the proxy itself, which
+                # would pass every network check and share one rate bucket with everyone.
+                return {**scope, "client": (hop if _is_address(hop) else "", 0)}
+        return {**scope, "client": ("", 0)}
 
     def _secret_matches(self, scope: Scope, presented_in_path: str | None) -> bool:
         assert self.secret is not None
@@ -121,17 +126,21 @@ class HookGuard:
         authorization = headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
             candidates.append(authorization[7:].strip())
-        # Every candidate is compared, so the time taken does not tell which one was close.
+        # Digests of equal length are compared, every candidate, so neither the time taken nor
+        # an early return on a length mismatch tells anything about the secret.
         matched = False
         for candidate in candidates:
             if candidate is not None:
-                matched |= hmac.compare_digest(candidate.encode(), self.secret)
+                digest = hashlib.sha256(candidate.encode("utf-8", "surrogateescape")).digest()
+                matched |= hmac.compare_digest(digest, self.secret)
         return matched
 
     def _take_token(self, caller: str) -> bool:
         now = self.clock()
-        tokens, since = self._buckets.get(caller, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - since) * self.rate)
+        # At least one request's worth, so a rate under 1/s (600/h) still admits its requests.
+        capacity = max(1.0, self.rate)
+        tokens, since = self._buckets.get(caller, (capacity, now))
+        tokens = min(capacity, tokens + (now - since) * self.rate)
         if tokens < 1.0:
             self._buckets[caller] = (tokens, now)
             return False
@@ -151,11 +160,9 @@ class HookGuard:
 
 
 def signature_problem(
-    signature: RequestSignature, key: bytes | None, headers: Headers, body: bytes
+    signature: RequestSignature, key: bytes, headers: Headers, body: bytes
 ) -> str:
     """Why a request's signature does not hold (``""`` when it does)."""
-    if key is None:
-        return "no signing key is configured for this vendor"
     presented = headers.get(signature.header)
     if presented is None:
         return f"missing {signature.header} header"
@@ -166,6 +173,17 @@ def signature_problem(
 
 def _with_path(scope: Scope, path: str) -> Scope:
     return {**scope, "path": path, "raw_path": path.encode()}
+
+
+def _address_of(hop: str) -> str:
+    """The address in an ``X-Forwarded-For`` entry, which some proxies write with a port
+    (``192.0.2.1:4711``, ``[2001:db8::1]:443``)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:
+        return hop.split(":", 1)[0]
+    return hop
 
 
 def _is_address(text: str) -> bool:

@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from castgate.events import Decision, Event
+from castgate.vendor import Vendor
 
 #: Decision latency buckets, in seconds: a decision should take well under a millisecond, and
 #: the vendor's own webhook timeout (OME, Nimble) is seconds.
@@ -87,13 +88,13 @@ class Metrics:
             "castgate_state_up",
             "1 when the session state backend answered the last check, else 0",
             registry=self.registry,
-            multiprocess_mode="min",
+            # Each worker sets it when scraped; the most recent check is the state's health.
+            multiprocess_mode="mostrecent",
         )
-        self.decision_log_lost = Gauge(
+        self.decision_log_lost = Counter(
             "castgate_decision_log_lost_records",
             "Decision records lost because the decision log could not be written",
             registry=self.registry,
-            multiprocess_mode="sum",
         )
         self.policy_loaded = Gauge(
             "castgate_policy_loaded_timestamp_seconds",
@@ -108,15 +109,18 @@ class Metrics:
         for result in ("ok", "refused"):
             self.reloads.labels(result)
 
-    def decided(self, event: Event, decision: Decision, latency_seconds: float) -> None:
+    def decided(
+        self, vendor: Vendor, event: Event, decision: Decision, latency_seconds: float
+    ) -> None:
         self.decisions.labels(
-            event.vendor,
-            event.action,
+            vendor.name,
+            # A plugin may pass on whatever action its caller names; the label must stay bounded.
+            event.action if event.action in vendor.actions else "other",
             decision.effect.value,
             decision.rule or "",
             "true" if decision.failed else "false",
         ).inc()
-        self.latency.labels(event.vendor).observe(latency_seconds)
+        self.latency.labels(vendor.name).observe(latency_seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape receives, and its content type."""

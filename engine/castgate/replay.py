@@ -380,10 +380,11 @@ def replay_logs(
     finally:
         if bar is not None:
             bar.close()
-    if report.skipped[Skipped.NOT_A_RECORD] and not report.records:
-        raise LogError(
-            f"no decision records in {', '.join(map(str, ordered))}: {report.problems[0]}"
-        )
+    if not report.records:
+        # Replay gates deployments (`castgate replay ... && deploy`): checking nothing must
+        # not pass.
+        found = f": {report.problems[0]}" if report.problems else ""
+        raise LogError(f"no decision records in {', '.join(map(str, ordered))}{found}")
     return report
 
 
@@ -448,20 +449,20 @@ class _Replayer:
         self.clock.now = event.time
         self.dependency_failed = False
         vendor = self.installed[event.vendor]
+        # What an upstream would have answered back then is unknowable now: a decision a call
+        # out failed is not compared, and the sessions get the server's default (closed).
         return decide_in_memory(
             self.policy,
             self.sessions,
             event,
+            explain=False,
             checked=lambda decision: checked(self.registry, vendor, decision),
-            failed=lambda error: self._failed_closed(event, error),
+            fails_open=False,
+            dependency_failed=self._dependency_failed,
         )
 
-    def _failed_closed(self, event: Event, error: DependencyError) -> Decision:
-        # What the upstream would have answered back then is unknowable now: the record is not
-        # compared, and the sessions get the server's default for a failure (closed).
+    def _dependency_failed(self, error: DependencyError) -> None:
         self.dependency_failed = True
-        effect = Effect.ACK if event.is_notification else Effect.DENY
-        return Decision(effect, f"dependency failed: {error}", failed=True)
 
     def _not_compared(self, record: Record) -> Skipped | None:
         event = record.event

@@ -46,7 +46,11 @@ def test_a_killed_server_leaves_a_whole_log_with_every_flushed_decision(tmp_path
 
         client = threading.Thread(target=load, daemon=True)
         client.start()
-        time.sleep(4)
+        # Count-based, not time-based: a loaded CI machine answers fewer requests per second.
+        deadline = time.monotonic() + 120
+        while sum(at < time.monotonic() - SURELY_FLUSHED_SECONDS for _, at in answered) < 50:
+            assert time.monotonic() < deadline, f"only {len(answered)} requests were answered"
+            time.sleep(0.1)
         served.process.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         served.process.wait(timeout=10)
@@ -57,6 +61,6 @@ def test_a_killed_server_leaves_a_whole_log_with_every_flushed_decision(tmp_path
     assert data.endswith(b"\n"), "the last line was cut in half"
     logged = {json.loads(line)["event"]["stream"] for line in data.decode().splitlines()}
     flushed = [stream for stream, at in answered if at < killed_at - SURELY_FLUSHED_SECONDS]
-    assert len(flushed) > 50, "the load was too light to show anything"
+    assert len(flushed) >= 50
     missing = [stream for stream in flushed if stream not in logged]
     assert missing == [], f"{len(missing)} of {len(flushed)} flushed decisions are not in the log"

@@ -128,6 +128,7 @@ def _compile_sources(
         files,
         digest.hexdigest()[:12],
         reads_sessions=checked.reads_sessions,
+        calls_out=checked.calls_out,
     )
 
 

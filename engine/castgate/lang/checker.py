@@ -117,6 +117,16 @@ class CheckedPolicy:
     data_files: list[str]
 
     @property
+    def calls_out(self) -> bool:
+        """Whether any rule calls a function that reaches outside the process (a deadline)."""
+        return any(
+            isinstance(ref, FunctionRef)
+            and isinstance(ref.function, PolicyFunction)
+            and ref.function.deadline is not None
+            for ref in self.notes.refs.values()
+        )
+
+    @property
     def reads_sessions(self) -> bool:
         """Whether any rule reads live-session state (``sessions.*``)."""
         return any(

@@ -27,7 +27,12 @@ from castgate.lang.checker import (
     FunctionRef,
     LetRef,
 )
-from castgate.lang.functions import DependencyError, PolicyFunction, call_with_deadline
+from castgate.lang.functions import (
+    DependencyError,
+    PolicyFunction,
+    call_with_deadline,
+    skipping_calls_out,
+)
 from castgate.lang.types import Type
 from castgate.lang.values import MISSING, Secret
 from castgate.lang.windows import TimeWindow
@@ -376,6 +381,8 @@ def _plugin_call(function: PolicyFunction, args: list[Fn]) -> Fn:
     def call(e: Event, s: SessionView) -> Any:
         values = [a(e, s) for a in args]
         if any(v is MISSING for v in values):
+            return MISSING
+        if calls_out and skipping_calls_out():
             return MISSING
         try:
             result = call_with_deadline(function, values) if calls_out else impl(*values)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,3 +79,21 @@ def call_with_deadline(function: PolicyFunction, args: Sequence[Any]) -> Any:
         raise
     except Exception as error:
         raise DependencyError(f"{function.name}() failed: {type(error).__name__}") from error
+
+
+_skip_calls_out: ContextVar[bool] = ContextVar("castgate_skip_calls_out", default=False)
+
+
+@contextmanager
+def calls_out_skipped() -> Iterator[None]:
+    """Within this block, functions with a deadline are not called: they yield *missing*. How a
+    decision is made again without a dependency that failed (fail open)."""
+    token = _skip_calls_out.set(True)
+    try:
+        yield
+    finally:
+        _skip_calls_out.reset(token)
+
+
+def skipping_calls_out() -> bool:
+    return _skip_calls_out.get()

@@ -54,6 +54,7 @@ class PolicySet:
         version: str,
         *,
         reads_sessions: bool = True,
+        calls_out: bool = False,
         data_files: Sequence[Path] = (),
     ) -> None:
         self.rules = tuple(rules)
@@ -64,6 +65,9 @@ class PolicySet:
         #: Whether deciding can read live-session state; a shared backend skips fetching it
         #: when not.
         self.reads_sessions = reads_sessions
+        #: Whether a decision may wait on a function that calls out (so must not run on the
+        #: event loop).
+        self.calls_out = calls_out
         #: A short digest of the policy sources and every data file they read.
         self.version = version
         self._index: dict[tuple[str, str], tuple[dict[str, _Candidates], _Candidates]] = {}
