@@ -205,7 +205,8 @@ def test_a_closing_time_window_cuts_the_stream_at_the_next_update(
     processes: Processes, tmp_path: Path
 ) -> None:
     started = datetime.now(UTC)
-    end = started + timedelta(seconds=8)
+    # Whole seconds, as the policy writes it: the window closes at exactly this moment.
+    end = (started + timedelta(seconds=8)).replace(microsecond=0)
     castgate = processes.castgate(
         _policies(tmp_path / "policies", _window_policy(started - timedelta(minutes=1), end))
     )
