@@ -274,7 +274,6 @@ def collector_paused() -> Iterator[None]:
 class Server:
     process: subprocess.Popen[bytes]
     port: int
-    log: Path
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -291,13 +290,13 @@ def start(command: list[str], port: int, log: Path, ready: Callable[[], bool]) -
     env = {key: value for key, value in os.environ.items() if not key.startswith("CASTGATE_")}
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(process, port, log)
+    server = Server(process, port)
     deadline = time.monotonic() + 30
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
             tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise RuntimeError(f"{command[-1]!r}... did not start serving:\n{tail}")
+            raise RuntimeError(f"{' '.join(command)} did not start serving:\n{tail}")
         time.sleep(0.05)
     return server
 
