@@ -45,4 +45,6 @@ def castgate_register_enforcers() -> Sequence[Enforcer]:
 @hookspec
 def castgate_observe_decision(event: Event, decision: Decision) -> None:
     """Called after every decision has been answered, off the request path. For audit sinks and
-    metrics; an exception here is logged and never changes the decision."""
+    metrics; an exception here is logged and never changes the decision. It runs on the event
+    loop: hand anything that blocks (a network write, a slow disk) to a thread or queue of your
+    own, or every request waits for it."""
