@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from distributions import Site
+from hardening.castgate_process import Served, castgate_serve, free_port
 
 from castgate.cli import main
 
@@ -118,45 +118,21 @@ def test_an_invalid_flag_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -
 # serve, as the operator runs it
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
-def castgate_serve(
-    site: Site, *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``castgate serve`` on a free loopback port until /healthz answers; stopped by its PID."""
-    port = free_port()
-    process = subprocess.Popen(
-        [CASTGATE, "serve", "--port", str(port), "--disable-plugin", "nginx_rtmp", *args],
-        env={**site.env(), **(env or {})},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"castgate serve did not start:\n{process.communicate()[1]}")
-            time.sleep(0.1)
-        yield base_url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+def castgate_serving(site: Site, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``castgate serve`` with ``site``'s plugins (the test vendor, not nginx-rtmp)."""
+    plugins = {"PYTHONPATH": site.env()["PYTHONPATH"]}
+    with castgate_serve(
+        site.root.parent, "--disable-plugin", "nginx_rtmp", *args, env={**plugins, **(env or {})}
+    ) as served:
+        yield served
+
+
+def stopped(served: Served) -> str:
+    """Stop the server and return everything it logged."""
+    served.process.terminate()
+    served.process.wait(timeout=15)
+    return served.log_text()
 
 
 def decision_lines(stderr: str) -> list[dict[str, Any]]:
@@ -176,12 +152,12 @@ def test_serve_decides_and_logs_one_json_line_per_decision(
     site: Site, policy: Path, workers: str
 ) -> None:
     site.install_testcam()
-    with castgate_serve(site, "--policies", str(policy), "--workers", workers) as (url, process):
-        allowed = httpx.post(f"{url}/hooks/testcam", json={"stream": "a", "params": {"key": "k1"}})
-        denied = httpx.post(f"{url}/hooks/testcam", json={"stream": "b", "params": {"key": "no"}})
+    with castgate_serving(site, "--policies", str(policy), "--workers", workers) as served:
+        hook = f"{served.url}/hooks/testcam"
+        allowed = httpx.post(hook, json={"stream": "a", "params": {"key": "k1"}})
+        denied = httpx.post(hook, json={"stream": "b", "params": {"key": "no"}})
         assert (allowed.status_code, denied.status_code) == (200, 403)
-        process.terminate()
-        _, stderr = process.communicate(timeout=15)
+        stderr = stopped(served)
     # Sorted: with two workers, each logs its own decision, in whichever order they get to it.
     assert sorted((line["stream"], line["effect"]) for line in decision_lines(stderr)) == [
         ("a", "allow"),
@@ -227,9 +203,8 @@ def test_serve_refuses_to_start_with_a_broken_plugin(site: Site, policy: Path) -
 def test_serve_takes_settings_from_the_environment(site: Site, policy: Path) -> None:
     site.install_testcam()
     env = {"CASTGATE_POLICIES": str(policy), "CASTGATE_EXPLAIN": "1"}
-    with castgate_serve(site, env=env) as (url, process):
-        httpx.post(f"{url}/hooks/testcam", json={"params": {"key": "k1"}})
-        process.terminate()
-        _, stderr = process.communicate(timeout=15)
+    with castgate_serving(site, env=env) as served:
+        httpx.post(f"{served.url}/hooks/testcam", json={"params": {"key": "k1"}})
+        stderr = stopped(served)
     [line] = decision_lines(stderr)
     assert line["trace"] == [{"rule": "keyed", "effect": "allow", "matched": True}]
