@@ -1077,13 +1077,13 @@ def _rounds(sizes: Sizes, pass_s: float) -> tuple[int, int]:
     return min(sizes.batch_rounds, fit), min(sizes.call_rounds, fit)
 
 
-def _median_of(dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def median_of(dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Field-wise median of equally shaped nested dicts of numbers."""
     first = dicts[0]
     merged: dict[str, Any] = {}
     for key, value in first.items():
         if isinstance(value, dict):
-            merged[key] = _median_of([d[key] for d in dicts])
+            merged[key] = median_of([d[key] for d in dicts])
         elif isinstance(value, int | float) and not isinstance(value, bool):
             merged[key] = statistics.median(d[key] for d in dicts)
         else:
@@ -1118,7 +1118,7 @@ def run(
         say("timing compilation and data file loads")
         compile_result = compile_benchmark(sizes, root, seed)
 
-    timing = _median_of(runs)
+    timing = median_of(runs)
     small = sizes.cases[0].name
     cases = []
     for item in prepared:

@@ -384,17 +384,6 @@ def time_case(prepared: Prepared, sizes: Sizes) -> dict[str, dict[str, dict[str,
     return out
 
 
-def _median_over(runs: Sequence[dict[str, dict[str, dict[str, float]]]]) -> dict[str, Any]:
-    first = runs[0]
-    return {
-        engine: {
-            label: {key: statistics.median(r[engine][label][key] for r in runs) for key in stats}
-            for label, stats in classes.items()
-        }
-        for engine, classes in first.items()
-    }
-
-
 # Running ------------------------------------------------------------------------------------------
 
 
@@ -415,7 +404,7 @@ def measure_case(
     for repeat in range(repeats):
         say(f"  {case.name}: timing, repeat {repeat + 1}/{repeats}")
         runs.append(time_case(prepared, sizes))
-    return _case_result(prepared, _median_over(runs))
+    return _case_result(prepared, ds.median_of(runs))
 
 
 def run(
