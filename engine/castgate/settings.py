@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from castgate.lang.values import Secret
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "text")
 
@@ -88,7 +90,7 @@ class Settings:
     #: Largest request body accepted, in bytes.
     max_body: int = DEFAULT_MAX_BODY
     #: Hook requests must carry this secret (header or path); ``None``: not required.
-    hook_secret: HookSecret | None = None
+    hook_secret: Secret | None = None
     #: Hook requests are accepted only from these networks; empty: from anywhere.
     hook_networks: tuple[IPNetwork, ...] = ()
     #: Proxies whose ``X-Forwarded-For`` names the real caller of a hook.
@@ -228,28 +230,7 @@ def parse_decision_level(text: str) -> str:
     return _choice(text, ("info", "debug", "off"))
 
 
-class HookSecret:
-    """The shared secret hook callers present; its text never reaches a log or a ``repr``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, HookSecret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __repr__(self) -> str:
-        return "HookSecret(<hidden>)"
-
-
-def parse_hook_secret(text: str) -> HookSecret | None:
+def parse_hook_secret(text: str) -> Secret | None:
     if not text:
         return None
     # A short secret in a URL is guessable by anyone who can reach the port.
@@ -257,7 +238,7 @@ def parse_hook_secret(text: str) -> HookSecret | None:
         raise ValueError("expected a secret of at least 16 characters")
     if any(not char.isprintable() or char in "/?#%" or char.isspace() for char in text):
         raise ValueError("expected printable characters other than / ? # % and spaces")
-    return HookSecret(text)
+    return Secret(text, "env CASTGATE_HOOK_SECRET")
 
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Final
 
 
@@ -34,6 +35,17 @@ class Secret:
 
     def reveal(self) -> str:
         return self._value
+
+    def __eq__(self, other: object) -> bool:
+        # Same text from the same place: settings read back from the environment compare equal.
+        return (
+            isinstance(other, Secret)
+            and other.origin == self.origin
+            and hmac.compare_digest(other._value.encode(), self._value.encode())
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.origin, self._value))
 
     def __repr__(self) -> str:
         return f"<secret from {self.origin}>"
