@@ -291,6 +291,32 @@ def test_a_redacted_value_is_removed_wherever_else_it_appears() -> None:
     assert redacted == ["stream", "params.sig"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "leaky"),
+    [
+        ((), event(stream="cam?token=t0ken1&x=1", params={"token": "t0ken1"})),
+        (("stream",), event(stream="k3y-as-stream", session_id="k3y-as-stream-17")),
+        (("app", "params.user"), event(app="tenant-9", params={"user": "tenant-9-ann"})),
+        ((), event(stream="s1gnature-cam", raw={"nested": [{"sig": "s1gnature"}]})),
+        (("raw.who",), event(client_ip="10.1.2.3", raw={"who": "10.1.2.3"})),
+        ((), event(stream="cam1", params={"key": "abc"})),
+    ],
+)
+def test_the_process_log_summary_shows_what_the_redacted_record_shows(
+    fields: tuple[str, ...], leaky: Event
+) -> None:
+    """The process log's decision line is built without redacting the whole event; it must
+    still hide exactly what the decision log's record hides."""
+    redactor = Redactor(fields)
+    data, _ = redactor.event(leaky)
+    assert redactor.summary(leaky) == {
+        "app": data["app"],
+        "stream": data["stream"],
+        "client_ip": data["client"]["ip"],
+        "params": sorted(data["params"]),
+    }
+
+
 def test_secret_named_query_arguments_are_redacted_in_any_text() -> None:
     data, _ = Redactor().event(
         event(params={}, raw={"args": "token=abc123&name=cam1", "page": "https://x/?apiKey=zz99"})

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from castgate.decisionlog import decision_record
+from castgate.decisionlog import decision_header, with_event
 from castgate.events import Decision, Effect, Event
 from castgate.gate import Gate, StartupError, decide, load_gate, open_decision_log, refusal
 from castgate.inbound import HookGuard, signature_problem
@@ -354,41 +354,25 @@ def _record(
 ) -> None:
     """One decision into the metrics, the decision log, the log and the observers."""
     gate.metrics.decided(vendor, event, decision, latency_ms / 1000)
-    record = decision_record(
+    header = decision_header(
         event,
         decision,
         status=status,
         latency_ms=latency_ms,
         policy=policy_version,
-        redactor=gate.redactor,
         malformed=malformed,
     )
     if gate.decision_log is not None:
-        gate.decision_log.append(record)
+        gate.decision_log.append(with_event(header, event, decision, gate.redactor))
     level = _LOG_LEVELS[gate.settings.log_decisions]
     if level and _decisions.isEnabledFor(level):
-        _decisions.log(level, "decision", extra={"fields": _log_fields(record)})
+        # The event's main fields, never its param values (they carry keys and tokens).
+        fields = {**header, **gate.redactor.summary(event)}
+        if decision.trace is not None:
+            fields["trace"] = decision.to_dict()["trace"]
+        _decisions.log(level, "decision", extra={"fields": fields})
     if not malformed and gate.registry.observe_decision(event, decision):
         gate.metrics.errors.labels("observer").inc()
 
 
 _LOG_LEVELS = {"info": logging.INFO, "debug": logging.DEBUG, "off": 0}
-
-
-def _log_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """The decision log record, shortened for the process log: the event's main fields, and
-    of its params only the names (values carry keys and tokens, and names are what debugging a
-    policy needs)."""
-    event = record["event"]
-    fields = {
-        key: value for key, value in record.items() if key not in ("event", "redacted", "trace")
-    }
-    fields.update(
-        app=event["app"],
-        stream=event["stream"],
-        client_ip=event["client"]["ip"],
-        params=sorted(event["params"]),
-    )
-    if "trace" in record:
-        fields["trace"] = record["trace"]
-    return fields

@@ -102,6 +102,7 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self._children: dict[tuple[str, str, str, str, bool], tuple[Counter, Histogram]] = {}
         for reason in REFUSALS:
             self.refused.labels(reason)
         for kind in ERRORS:
@@ -112,15 +113,21 @@ class Metrics:
     def decided(
         self, vendor: Vendor, event: Event, decision: Decision, latency_seconds: float
     ) -> None:
-        self.decisions.labels(
-            vendor.name,
-            # A plugin may pass on whatever action its caller names; the label must stay bounded.
-            event.action if event.action in vendor.actions else "other",
-            decision.effect.value,
-            decision.rule or "",
-            "true" if decision.failed else "false",
-        ).inc()
-        self.latency.labels(vendor.name).observe(latency_seconds)
+        # A plugin may pass on whatever action its caller names; the label must stay bounded.
+        action = event.action if event.action in vendor.actions else "other"
+        labels = (vendor.name, action, decision.effect.value, decision.rule or "", decision.failed)
+        children = self._children.get(labels)
+        if children is None:
+            # labels() validates and locks on every call: about half of this method's time.
+            # The cache holds no label set the metrics do not already keep.
+            children = (
+                self.decisions.labels(*labels[:4], "true" if decision.failed else "false"),
+                self.latency.labels(vendor.name),
+            )
+            self._children[labels] = children
+        count, latency = children
+        count.inc()
+        latency.observe(latency_seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text a scrape receives, and its content type."""
