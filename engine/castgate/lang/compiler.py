@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import re2
@@ -21,6 +21,7 @@ from castgate.lang.addresses import IpSet, address_key
 from castgate.lang.builtins import DECIMAL, Builtin
 from castgate.lang.checker import (
     NOT_CONSTANT,
+    OPEN_FIELDS,
     CheckedPolicy,
     CheckedRule,
     FieldRef,
@@ -40,6 +41,27 @@ from castgate.state import SessionView
 
 Fn = Callable[[Event, SessionView], Any]
 
+#: A set with more members makes no guard: testing it is one set lookup already, and every index
+#: entry the rule's run is collapsed into would copy the set into a dict of its own (a 100,000-key
+#: ``lines()`` file, once per app).
+_GUARD_MOST_VALUES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What a rule's condition tests before anything else: the event field ``field`` is one of
+    ``values``. The policy set answers a run of rules guarded on one field with a single dict
+    lookup (:mod:`castgate.lang.policyset`).
+
+    Exact only for text: when ``read`` gives a ``str`` outside ``values`` the condition is false
+    and evaluates nothing that could raise; when it gives *missing*, the condition is false too.
+    Any other value (the number ``5`` equals ``"5"`` under vendor data's loose equality, a list,
+    an object) must be decided by the condition itself."""
+
+    field: tuple[str, ...]
+    read: Fn
+    values: frozenset[str]
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
@@ -56,6 +78,7 @@ class CompiledRule:
     response: Fn | None
     #: The decision this rule makes when it needs nothing from the event (denies, constant data).
     decision: Decision | None
+    guard: Guard | None = None
 
 
 def compile_rules(checked: CheckedPolicy) -> list[CompiledRule]:
@@ -94,7 +117,52 @@ class _Compiler:
             condition,
             response,
             decision,
+            self.guard(rule.condition) if rule.condition is not None else None,
         )
+
+    def guard(self, node: ast.Expr) -> Guard | None:
+        """The :class:`Guard` ``node`` starts with, if any. Only shapes whose compiled closures
+        compare text exactly (``_equal_constant``, ``_equal``, ``_param_in``, ``_in_hashed``);
+        ``!=``, ``not in`` and negations are true for most values, so they narrow nothing."""
+        match node:
+            case ast.Logical(op="and", left=left):
+                # `and` evaluates its left side first and stops there when it is false, so a
+                # guard on the left decides for the whole; one on the right would come after
+                # a left side that may raise, which skipping the rule must not hide.
+                return self.guard(left)
+            case ast.Logical(left=left, right=right):
+                # Two guards on one field: where both are false, so is the `or`, and neither raised.
+                either, other = self.guard(left), self.guard(right)
+                if either is None or other is None or either.field != other.field:
+                    return None
+                values = either.values | other.values
+                return replace(either, values=values) if len(values) <= _GUARD_MOST_VALUES else None
+            case ast.Compare(op="==", left=left, right=right):
+                for tested, constant in ((left, right), (right, left)):
+                    value = self.notes.const(constant)
+                    if type(value) is str:
+                        return self.field_guard(tested, frozenset((value,)))
+            case ast.Compare(op="in", left=left):
+                container = self.notes.prepared.get(node, self.notes.const(node.right))
+                if (
+                    isinstance(container, frozenset | dict)
+                    and len(container) <= _GUARD_MOST_VALUES
+                    and all(type(value) is str for value in container)
+                ):
+                    return self.field_guard(left, frozenset(container))
+        return None
+
+    def field_guard(self, node: ast.Expr, values: frozenset[str]) -> Guard | None:
+        """A guard when ``node`` is an event field read as text: not ``client.ip`` (compared as
+        an address, ``::ffff:10.0.0.1`` equals ``10.0.0.1``), ``client.port`` or ``now``, nor
+        ``params`` or ``raw`` as a whole."""
+        path = self.field_path(node)
+        if path is None:
+            return None
+        text_field = self.notes.types[node] is Type.STRING
+        if not text_field and not (path[0] in OPEN_FIELDS and len(path) > 1):
+            return None
+        return Guard(path, _field(path), values)
 
     def expr(self, node: ast.Expr) -> Fn:
         constant = self.notes.const(node)

@@ -3,7 +3,9 @@
 Semantics (docs/policy-language.md, "How a decision is made"):
 
 1. Only rules whose ``on``/``from``/``app`` selectors admit the event are visited; an index built
-   at load finds them without looking at the others.
+   at load finds them without looking at the others. Within them, a run of rules that each first
+   test one field against text constants (``stream.name == "x"``, ``params.key in [...]``) is
+   answered by one dict lookup instead of a visit to every rule.
 2. Any deny rule that matches decides: an explicit deny overrides every allow.
 3. Otherwise the first matching allow rule, in file order (files in name order), decides and
    supplies the response data.
@@ -22,6 +24,7 @@ from pathlib import Path
 from castgate.events import NOTIFICATIONS, Decision, Effect, Event, RuleTrace
 from castgate.lang.compiler import CompiledRule, Fn
 from castgate.lang.functions import DependencyError
+from castgate.lang.values import MISSING
 from castgate.state import SessionView
 
 DEFAULT_DENY = Decision(Effect.DENY, "no rule allowed this request")
@@ -31,15 +34,27 @@ _ACKNOWLEDGED = Decision(Effect.ACK, "notification acknowledged")
 _INDEX_LIMIT = 4096
 
 
+#: A rule as :meth:`PolicySet.decide` walks it: ``(condition, prebuilt decision or None, rule)``,
+#: the decision already in the form the action needs (acknowledged for notifications).
+_Step = tuple[Fn | None, Decision | None, CompiledRule]
+#: Consecutive steps: ``(read, by_value, steps)``. With ``read`` None, every step is visited.
+#: Otherwise every rule's guard tests the field ``read`` returns, and ``by_value`` holds, per text
+#: value, the steps whose guard admits it, in file order.
+_Stretch = tuple[Fn | None, dict[str, tuple[_Step, ...]], tuple[_Step, ...]]
+#: The ``by_value`` of a stretch visited whole; never consulted, as its ``read`` is None.
+_VISIT_ALL: dict[str, tuple[_Step, ...]] = {}
+#: A lookup pays for itself from two rules on: for one, it only adds a dict probe to the test.
+_SHORTEST_RUN = 2
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidates:
     denies: tuple[CompiledRule, ...]
     allows: tuple[CompiledRule, ...]
     in_order: tuple[CompiledRule, ...]
-    #: What :meth:`PolicySet.decide` walks: ``(condition, prebuilt decision or None, rule)``, the
-    #: decision already in the form the action needs (acknowledged for notifications).
-    deny_steps: tuple[tuple[Fn | None, Decision, CompiledRule], ...] = ()
-    allow_steps: tuple[tuple[Fn | None, Decision | None, CompiledRule], ...] = ()
+    #: What :meth:`PolicySet.decide` walks: the denies, then the allows, in file order. One walk
+    #: over both is the procedure itself: the first rule that matches or fails decides.
+    steps: tuple[_Stretch, ...] = ()
     default: Decision = DEFAULT_DENY
     notification: bool = False
 
@@ -115,11 +130,7 @@ class PolicySet:
                 denies,
                 allows,
                 rules,
-                tuple((r.condition, _final(r.decision, notification), r) for r in denies),  # type: ignore[arg-type]
-                tuple(
-                    (r.condition, r.decision and _final(r.decision, notification), r)
-                    for r in allows
-                ),
+                _stretches(denies + allows, notification),
                 _ACKNOWLEDGED if notification else DEFAULT_DENY,
                 notification,
             )
@@ -137,24 +148,27 @@ class PolicySet:
         if explain:
             decision = self._explained(found, event, state)
             return _as_notification(decision) if found.notification else decision
-        for condition, decided, rule in found.deny_steps:
-            try:
-                if condition is None or condition(event, state):
-                    return decided
-            except DependencyError:
-                raise
-            except Exception as err:
-                return _final(_failure(rule, err), found.notification)
-        for condition, prebuilt, rule in found.allow_steps:
-            try:
-                if condition is None or condition(event, state):
-                    if prebuilt is not None:
-                        return prebuilt
-                    return _final(_allowed(rule, event, state), found.notification)
-            except DependencyError:
-                raise
-            except Exception as err:
-                return _final(_failure(rule, err), found.notification)
+        for read, by_value, steps in found.steps:
+            if read is not None:
+                try:
+                    value = read(event, state)
+                except Exception:
+                    # Visit the run: its first rule reads the field first and fails the same way.
+                    value = None
+                if type(value) is str:
+                    steps = by_value.get(value, ())
+                elif value is MISSING:
+                    continue
+            for condition, prebuilt, rule in steps:
+                try:
+                    if condition is None or condition(event, state):
+                        if prebuilt is not None:
+                            return prebuilt
+                        return _final(_allowed(rule, event, state), found.notification)
+                except DependencyError:
+                    raise
+                except Exception as err:
+                    return _final(_failure(rule, err), found.notification)
         return found.default
 
     def _explained(self, found: _Candidates, event: Event, state: SessionView) -> Decision:
@@ -205,6 +219,46 @@ class PolicySet:
                 except Exception as err:
                     return _failure(rule, err)
         return DEFAULT_DENY
+
+
+def _stretches(rules: Sequence[CompiledRule], notification: bool) -> tuple[_Stretch, ...]:
+    """``rules`` as :meth:`PolicySet.decide` walks them, each run of consecutive rules guarded on
+    one field collapsed into a lookup. Leaving out the rules a lookup does not name is exact:
+    their guard is false, is tested first and raises nothing (see ``Guard``). Only consecutive
+    rules: one in between that could match or fail must keep its place in the walk."""
+    steps = [
+        (rule.condition, rule.decision and _final(rule.decision, notification), rule)
+        for rule in rules
+    ]
+    stretches: list[_Stretch] = []
+    visited_from = start = 0
+    while start < len(rules):
+        guard = rules[start].guard
+        if guard is None:
+            start += 1
+            continue
+        run = [guard]
+        end = start + 1
+        while end < len(rules):
+            following = rules[end].guard
+            if following is None or following.field != guard.field:
+                break
+            run.append(following)
+            end += 1
+        if len(run) >= _SHORTEST_RUN:
+            if visited_from < start:
+                stretches.append((None, _VISIT_ALL, tuple(steps[visited_from:start])))
+            candidates: dict[str, list[_Step]] = {}
+            for each, step in zip(run, steps[start:end], strict=True):
+                for value in each.values:
+                    candidates.setdefault(value, []).append(step)
+            by_value = {value: tuple(found) for value, found in candidates.items()}
+            stretches.append((guard.read, by_value, tuple(steps[start:end])))
+            visited_from = end
+        start = end
+    if visited_from < len(rules):
+        stretches.append((None, _VISIT_ALL, tuple(steps[visited_from:])))
+    return tuple(stretches)
 
 
 def _final(decision: Decision, notification: bool) -> Decision:
