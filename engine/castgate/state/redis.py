@@ -41,6 +41,9 @@ from castgate.state.sessions import (
 PREFIX = "castgate:"
 _ROLES = ("publisher", "viewer")
 _SCOPES = ("stream", "app", "client", "key")
+#: Connections to Redis one process keeps at most. A request that finds them all busy waits for
+#: one, at most the state deadline: a burst of requests is a queue, not an outage.
+MAX_CONNECTIONS = 100
 
 _SNAPSHOT = """
 local now = tonumber(ARGV[1])
@@ -94,9 +97,12 @@ local started = tonumber(ARGV[5])
 local deadline = tonumber(ARGV[6])
 local guards = tonumber(ARGV[7])
 local exists = redis.call('EXISTS', session) == 1
-if op == 'open' and not exists then
+if not exists then
+  -- A start, or an update, that was decided before its session's end was recorded: its
+  -- record must not bring the session back (an update later than the end does).
   local closed = redis.call('GET', prefix .. 't:' .. sid)
   if closed and started <= tonumber(closed) then return 'closed' end
+  -- Only an open is guarded (a refresh passes no guards).
   for g = 1, guards do
     local key = KEYS[g]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
@@ -179,8 +185,14 @@ class RedisState:
         self.idle = idle
         self.max_age = max_age
         self._clock = clock
-        self._redis = aioredis.Redis.from_url(
+        # A blocking pool, set explicitly: redis-py's default pool (``Redis.from_url``) refuses
+        # a command at once when all its connections are busy ("Too many connections"; 100 from
+        # redis-py 8 on), so a burst of concurrent requests was decided as if Redis were down:
+        # updates denied, which ends live streams, and records lost.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
@@ -188,6 +200,7 @@ class RedisState:
             # so must still have a key, and read back as the same name.
             encoding_errors="surrogatepass",
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         self._snapshot = self._redis.register_script(_SNAPSHOT)
         self._record = self._redis.register_script(_RECORD)
 
