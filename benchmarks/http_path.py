@@ -274,6 +274,7 @@ def collector_paused() -> Iterator[None]:
 class Server:
     process: subprocess.Popen[bytes]
     port: int
+    log: Path
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -290,7 +291,7 @@ def start(command: list[str], port: int, log: Path, ready: Callable[[], bool]) -
     env = {key: value for key, value in os.environ.items() if not key.startswith("CASTGATE_")}
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(process, port)
+    server = Server(process, port, log)
     deadline = time.monotonic() + 30
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -684,11 +685,25 @@ def measure(plan: Plan, progress: Progress, workdir: Path) -> dict[str, dict[str
         if wrk_available():
             _saturate(chosen, servers, redis, plan, progress, workdir, results)
         _at_half_rate(chosen, servers, plan, progress, results)
+        for target in chosen:
+            results[target.name]["errors_logged"] = errors_logged(servers[target.name].log)
         return results
     finally:
         for server in servers.values():
             server.stop()
         redis.stop()
+
+
+def errors_logged(log: Path) -> dict[str, Any]:
+    """How many error lines a server logged, and the first few messages. A hook answered 200 can
+    still have lost something (a session record Redis refused), which statuses do not show."""
+    messages: list[str] = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+                messages.append(str(entry.get("message", ""))[:200])
+    return {"count": len(messages), "first": sorted(set(messages[:20]))[:3]}
 
 
 def _checked_once(target: Target, server: Server) -> dict[str, Any]:
@@ -946,6 +961,11 @@ def _status_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(
                 f"- {name}, wrk: {verdict} (statuses {saturation['statuses']}, "
                 f"errors {saturation['errors']})"
+            )
+        logged = result.get("errors_logged")
+        if logged is not None and logged["count"]:
+            lines.append(
+                f"- {name}, server log: **{logged['count']} errors** (e.g. {logged['first']})"
             )
     return lines
 

@@ -70,6 +70,13 @@ def test_every_body_got_the_status_the_policy_gives_it(run: tuple[dict[str, Any]
         assert result["half"]["errors"] == {}, server
 
 
+def test_no_server_logged_an_error(run: tuple[dict[str, Any], str]) -> None:
+    """A hook answered 200 can still have lost its session record (Redis refusing a burst of
+    connections did exactly that); every error a server logs is counted."""
+    for server, result in run[0]["results"].items():
+        assert result["errors_logged"] == {"count": 0, "first": []}, server
+
+
 def test_the_open_loop_run_reports_its_latencies(run: tuple[dict[str, Any], str]) -> None:
     for server, result in run[0]["results"].items():
         half = result["half"]
