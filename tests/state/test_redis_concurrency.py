@@ -2,6 +2,9 @@
 
 * A burst: more requests waiting on Redis at once than the connection pool holds must wait for a
   connection (within the state deadline), not be refused at once as if Redis were down.
+* Waiting for a connection is a queue: a released connection goes to the command that has waited
+  longest, not to one that asked after it, and one handed to a command that gave up (cancelled)
+  goes on to the next.
 * An update whose record lands after its session's end (the two requests were in flight
   together) must not bring the session back, as the memory backend does not.
 """
@@ -9,10 +12,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as sync_redis
@@ -22,7 +27,7 @@ from castgate.events import Decision, Effect, Event
 from castgate.gate import decide, load_gate
 from castgate.settings import Settings
 from castgate.state.memory import MemoryState
-from castgate.state.redis import MAX_CONNECTIONS, RedisState
+from castgate.state.redis import MAX_CONNECTIONS, RedisState, StateUnavailableError
 
 pytestmark = pytest.mark.redis
 
@@ -108,6 +113,84 @@ def test_a_burst_opens_no_more_connections_than_the_pool_holds(redis: RedisServe
         assert 0 < asyncio.run(burst()) <= MAX_CONNECTIONS
     finally:
         watcher.close()
+
+
+async def _all_connections_taken(store: RedisState) -> list[Any]:
+    """Every connection of the pool, held by the test (the snapshot script loaded first: a
+    command that finds it missing loads it, and takes a second connection to)."""
+    await store.snapshot(_event("update", 0))
+    pool = store._redis.connection_pool
+    return [await pool.get_connection() for _ in range(MAX_CONNECTIONS)]
+
+
+async def _waiting(store: RedisState, i: int) -> asyncio.Task[Any]:
+    task = asyncio.create_task(store.snapshot(_event("update", i)))
+    for _ in range(3):
+        await asyncio.sleep(0)  # it has asked for a connection and waits
+    assert not task.done()
+    return task
+
+
+def test_a_connection_handed_to_a_cancelled_waiter_goes_to_the_next(redis: RedisServer) -> None:
+    # A waiter woken and cancelled (its wait timed out, its request went away) in the same turn
+    # of the event loop: redis-py's BlockingConnectionPool lost the wake-up with it (Python before
+    # 3.13), and the next waiter slept on beside an idle connection until its deadline. After a
+    # pause of the server, hundreds of requests did: 877 waiting with 70 connections idle.
+    store = RedisState(redis.url, timeout=3.0)
+
+    async def scene() -> float:
+        pool = store._redis.connection_pool
+        try:
+            held = await _all_connections_taken(store)
+            first = await _waiting(store, 1)
+            second = await _waiting(store, 2)
+            began = time.monotonic()
+            await pool.release(held.pop())
+            first.cancel()
+            try:
+                await second
+            finally:
+                for connection in held:
+                    await pool.release(connection)
+            with contextlib.suppress(asyncio.CancelledError):
+                await first
+            return time.monotonic() - began
+        finally:
+            await store.close()
+
+    # Before: StateUnavailableError("No connection available.") after the whole 3 s.
+    assert asyncio.run(scene()) < 1.0
+
+
+def test_a_released_connection_goes_to_the_longest_waiting_command(redis: RedisServer) -> None:
+    # A command that asks for a connection while others wait queues behind them. Before, a
+    # request that released a connection and at once asked for one again (an update's record
+    # after its snapshot) took back the connection the pool had just woken a waiter for; the
+    # waiter went back to sleep, at the end of the line, and under load the oldest requests ran
+    # out their deadline while newer ones went ahead.
+    store = RedisState(redis.url, timeout=1.0)
+
+    async def scene() -> str:
+        pool = store._redis.connection_pool
+        try:
+            held = await _all_connections_taken(store)
+            waiter = await _waiting(store, 1)
+            await pool.release(held.pop())
+            # Asked for in the same turn of the event loop, and held while the waiter waits.
+            held.append(await pool.get_connection())
+            try:
+                await waiter
+                outcome = "served"
+            except StateUnavailableError as error:
+                outcome = f"refused: {error}"
+            for connection in held:
+                await pool.release(connection)
+            return outcome
+        finally:
+            await store.close()
+
+    # Before: "refused: No connection available.", after the whole deadline.
+    assert asyncio.run(scene()) == "served"
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
