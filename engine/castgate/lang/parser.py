@@ -1,12 +1,13 @@
-"""Text to syntax tree: the Lark LALR parser, a transformer that only builds nodes, and the mapping
-of every Lark error onto a :class:`~castgate.lang.errors.Diagnostic`."""
+"""Text to syntax tree: the fast hand-written parser of :mod:`castgate.lang.fast_parser` for text
+that parses cleanly, and otherwise the Lark LALR parser (the reference, ``grammar.lark``), a
+transformer that only builds nodes, and the mapping of every Lark error onto a
+:class:`~castgate.lang.errors.Diagnostic`."""
 
 from __future__ import annotations
 
 import json
 import re
 from contextvars import ContextVar
-from dataclasses import fields, is_dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -23,6 +24,9 @@ from lark.tree import Meta
 
 from castgate.lang import ast
 from castgate.lang.errors import Code, Diagnostic, PolicyError, did_you_mean
+from castgate.lang.fast_parser import duration_seconds, nested_beyond, parse_fast
+
+__all__ = ["MAX_NESTING", "duration_seconds", "parse_policy"]
 
 _comments: ContextVar[list[Token]] = ContextVar("castgate_policy_comments")
 
@@ -53,9 +57,14 @@ MAX_NESTING = 100
 
 def parse_policy(source: str, path: str) -> ast.PolicyFile:
     """Parse one policy file. Raises :class:`PolicyError` with every syntax error found."""
+    fast = parse_fast(source, MAX_NESTING)
+    if fast is not None:
+        items, comments = fast
+        return ast.PolicyFile(path=path, source=source, items=items, comments=comments)
+    # Something is wrong (or unusual): Lark parses it again, and its errors are the ones reported.
     items, comments, errors = _parse_items(source, path)
     for item in items:
-        too_deep = _nested_beyond(item, MAX_NESTING)
+        too_deep = nested_beyond(item, MAX_NESTING)
         if too_deep is not None:
             errors.append(
                 Diagnostic(
@@ -128,25 +137,6 @@ def _errors_per_statement(
         except (UnexpectedInput, _TooDeep) as err:
             errors.append(_diagnostic(err, source, path))
     return errors or [_diagnostic(first, source, path)]
-
-
-def _nested_beyond(item: ast.Let | ast.Rule, limit: int) -> ast.Span | None:
-    """Where ``item`` nests deeper than ``limit``, found without recursing."""
-    stack: list[tuple[object, int]] = [(item, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit and isinstance(node, ast.Node):
-            return node.span
-        children = (
-            node
-            if isinstance(node, tuple)
-            else ([getattr(node, f.name) for f in fields(node)] if is_dataclass(node) else [])
-        )
-        step = 0 if isinstance(node, tuple) else 1
-        stack.extend(
-            (child, depth + step) for child in children if isinstance(child, ast.Node | tuple)
-        )
-    return None
 
 
 # Lark errors -> diagnostics ---------------------------------------------------------------------
@@ -295,15 +285,6 @@ def _token_span(token: Token) -> ast.Span:
         token.end_line or token.line or 1,
         token.end_column or token.column or 1,
     )
-
-
-_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a duration literal such as ``1h30m`` or ``500ms``."""
-    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
 def _string(token: Token) -> ast.String:
