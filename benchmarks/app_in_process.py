@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.util
 import logging
 import os
 import statistics
@@ -27,28 +26,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+import http_path
 
 from castgate.app import create_app
 from castgate.logs import configure_logging
 from castgate.settings import Settings
 
-HERE = Path(__file__).resolve().parent
-
-
-def _http_path() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("castgate_http_path", HERE / "http_path.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
 
 async def measure(vendor: str, requests: int, batches: int) -> dict[str, float]:
     """Per-request CPU microseconds of ``batches`` batches of ``requests`` each."""
-    http_path = _http_path()
     target = next(t for t in http_path.targets(50) if t.vendor == vendor and t.state == "memory")
     settings = Settings(
         policies=(http_path.REFERENCE_POLICY, http_path.LIVEPEER_POLICY), log_format="json"

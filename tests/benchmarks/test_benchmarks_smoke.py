@@ -4,26 +4,14 @@ asserted: this machine's speed is not the code's."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "decision_speed.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("castgate_decision_speed", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_quick_run_reports_every_number_and_full_agreement(tmp_path: Path) -> None:
-    bench = _load()
+    bench = load_benchmark("decision_speed")
     out = tmp_path / "results.json"
     assert bench.main(["--quick", "--silent", "--json", str(out)]) == 0
     results = json.loads(out.read_text(encoding="utf-8"))
@@ -78,7 +66,7 @@ def test_quick_run_reports_every_number_and_full_agreement(tmp_path: Path) -> No
 def test_the_floor_is_the_reference_policy(tmp_path: Path) -> None:
     """Every rule of the shipped reference policy decides at least one event of the check mix,
     so the agreement check covers each branch of the hand-written floor."""
-    bench = _load()
+    bench = load_benchmark("decision_speed")
     case = bench.Case("small", 10, 3, bench.REFERENCE_RULES)
     data = bench.write_case(case, tmp_path, 7)
     policy = bench.compile_case(data)

@@ -6,32 +6,18 @@ No timing is asserted: this machine's speed is not the code's."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import shutil
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_scripts import load_benchmark
 from dependencies import unavailable
 from redis_server import require_redis
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "http_path.py"
-
 SERVERS = {"bare", "nginx_rtmp, memory", "livepeer, memory", "nginx_rtmp, redis", "livepeer, redis"}
 LATENCY_KEYS = {"p50", "p90", "p99", "max"}
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("castgate_http_path", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +27,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("http_path") / "results.json"
     report = io.StringIO()
     with contextlib.redirect_stdout(report):
-        assert _load().main(["--quick", "--json", str(out)]) == 0
+        assert load_benchmark("http_path").main(["--quick", "--json", str(out)]) == 0
     return json.loads(out.read_text(encoding="utf-8")), report.getvalue()
 
 

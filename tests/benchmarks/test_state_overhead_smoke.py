@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+from benchmark_scripts import load_benchmark
 from redis_server import require_redis
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "state_overhead.py"
 
 
 def test_the_benchmark_reports_every_figure() -> None:
     require_redis()
-    spec = importlib.util.spec_from_file_location("state_overhead", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["state_overhead"] = module
-    spec.loader.exec_module(module)
-    results = module.main(["--quick"])
+    results = load_benchmark("state_overhead").main(["--quick"])
     assert set(results) == {
         "decide",
         "decide+record",

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import random
 import re
-import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
 import pytest
 import yaml
+from benchmark_scripts import load_benchmark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -128,16 +126,6 @@ def _doc_blocks(info: str) -> Iterator[tuple[str, str]]:
             yield f"{doc.relative_to(ROOT)}:{line}", block["body"]
 
 
-def _load_benchmark() -> ModuleType:
-    script = ROOT / "benchmarks" / "decision_speed.py"
-    spec = importlib.util.spec_from_file_location("castgate_decision_speed", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
 @cache
 def repository_policies() -> list[tuple[str, str]]:
     """(where, text) of every policy written down in the repository."""
@@ -153,7 +141,7 @@ def repository_policies() -> list[tuple[str, str]]:
             found.append((str(path.relative_to(ROOT)), spec["policy"]))
     found.extend(_doc_blocks("policy"))
     found.extend(_doc_blocks("policy-error"))
-    bench = _load_benchmark()
+    bench = load_benchmark("decision_speed")
     rng = random.Random(7)
     shapes = "\n".join(bench.compile_rule_text(i, rng) for i in range(60))
     found.append(("benchmarks/decision_speed.py compile_rule_text", shapes))
