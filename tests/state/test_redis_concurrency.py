@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +43,6 @@ rule studio_update {
 
 #: Well past the pool: redis-py 8's default pool (100 connections) refused the rest at once.
 BURST = 3 * MAX_CONNECTIONS
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _event(action: str, i: int, at: float | None = None) -> Event:
