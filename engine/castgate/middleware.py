@@ -10,6 +10,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _log = logging.getLogger(__name__)
 
+#: The scope key under which :class:`BufferBody` leaves the body it read, for
+#: :func:`castgate.read_body` to take without replaying it through ``receive``.
+BUFFERED_BODY = "castgate.body"
+
 
 class CloseConnection:
     """Sends ``Connection: close`` with every response.
@@ -73,6 +77,7 @@ class BufferBody:
             return
         if body is None:
             return  # the caller left; there is nobody to answer
+        scope = {**scope, BUFFERED_BODY: body}
         replayed = False
 
         async def replay() -> Message:
