@@ -3,8 +3,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from castgate.logs import JsonLines, TextLines, configure_logging, iso_time
 from castgate.settings import Settings
@@ -20,6 +23,24 @@ def record(message: str, **fields: object) -> logging.LogRecord:
 
 def test_time_is_utc_with_milliseconds_and_a_z() -> None:
     assert iso_time(1_700_000_000.1234) == "2023-11-14T22:13:20.123Z"
+
+
+# Whole seconds plus fractions that round across a second (x.9999996) or sit on a half
+# microsecond, where a shortcut is most likely to part from datetime's rounding.
+_epochs = st.one_of(
+    st.floats(min_value=-1e9, max_value=4e9, allow_nan=False),
+    st.builds(
+        lambda second, fraction: second + fraction,
+        st.integers(-(10**9), 4 * 10**9),
+        st.sampled_from([0.0, 0.0005, 0.0004999, 0.9995, 0.9999995, 0.9999996, 0.5, 0.1234565]),
+    ),
+)
+
+
+@given(_epochs)
+def test_time_is_exactly_what_datetime_writes(epoch: float) -> None:
+    moment = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    assert iso_time(epoch) == moment.replace("+00:00", "Z")
 
 
 def test_a_json_line_carries_the_records_fields_at_the_top_level() -> None:
