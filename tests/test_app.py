@@ -4,11 +4,13 @@ and raw bytes run a real uvicorn on loopback."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from served import served
 from starlette.testclient import TestClient
 
 import castgate
-from castgate.app import create_app, create_app_from_env
+from castgate.app import create_app, create_app_from_env, set_aside_what_is_loaded
 from castgate.gate import StartupError
 from castgate.settings import DEFAULT_MAX_BODY as MAX_BODY_BYTES
 from castgate.settings import Settings
@@ -437,3 +439,34 @@ def test_nothing_a_client_sends_gets_a_5xx_or_a_redirect(server: str, path: str)
 def test_a_request_the_http_layer_cannot_parse_gets_a_4xx(server: str) -> None:
     received, _ = exchange(server, b"POST /hooks/testcam HTTP/1.1\r\nContent-Length: x\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 4")
+
+
+@pytest.mark.parametrize("owns_process", [True, False])
+def test_a_server_process_sets_what_startup_loaded_aside_from_garbage_collection(
+    site: Site, policy_dir: Path, owns_process: bool
+) -> None:
+    site.install_testcam()
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(settings_for(policy_dir), owns_process=owns_process)):
+            assert (gc.get_freeze_count() > 0) is owns_process
+    finally:
+        gc.unfreeze()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.itself = self
+
+
+def test_setting_aside_again_collects_the_cycles_a_reload_let_go() -> None:
+    let_go = _Cycle()
+    collected = weakref.ref(let_go)
+    gc.freeze()
+    del let_go
+    try:
+        set_aside_what_is_loaded()
+        assert collected() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
