@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from castgate.lang.tokens import secure_link
 from castgate.lang.values import Secret
 
 REPO = Path(__file__).resolve().parent.parent
+CASTGATE = str(Path(sys.executable).parent / "castgate")
 POLICY = (
     'let keys = lines("keys.txt")\n'
     "rule keyed { on publish from nginx_rtmp  allow if params.key in keys }\n"
@@ -171,3 +174,58 @@ def test_sign_mints_a_link_secure_link_accepts(
 def test_sign_needs_the_secret(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "sign", "--secret-env", "CASTGATE_NOT_SET_ANYWHERE", "x")
     assert code == 2 and "CASTGATE_NOT_SET_ANYWHERE is not set" in err
+
+
+# Literals the grammar reads but that hold no value: a policy error, never a traceback.
+
+BAD_LITERALS = (
+    'let tabbed = "a\tb"\n'  # 1:16
+    'let surrogate = "x\\ud800"\n'  # 2:19
+    f"let long = 1{'0' * 5000}\n"  # 3:12
+    f"rule r {{ on publish  allow with {{ lifetime: 1{'0' * 400}d }} }}\n"  # 4:45
+)
+BAD_LITERAL_ERRORS = [
+    (1, 16, "E103", "control character U+0009 in a string: write \\t"),
+    (2, 19, "E103", "lone surrogate `\\ud800` in a string: it is half of a pair and no character"),
+    (3, 12, "E309", "integer literal too long: 5001 digits"),
+    (4, 45, "E309", "duration literal too large"),
+]
+
+
+def test_check_reports_bad_literals_as_policy_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "literals.policy"
+    path.write_text(BAD_LITERALS)
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 1 and not err
+    for line, column, error, message in BAD_LITERAL_ERRORS:
+        assert f"{path}:{line}:{column}: {error}: {message}\n" in out
+    assert '   1 | let tabbed = "a b"\n     |                ^\n' in out
+    assert out.rstrip().endswith("4 errors in policy")
+    code, out, _ = run(capsys, "check", "--json", str(path))
+    assert code == 1
+    found = json.loads(out)["diagnostics"]
+    assert [(d["line"], d["column"], d["code"], d["message"]) for d in found] == BAD_LITERAL_ERRORS
+
+
+def test_the_castgate_command_reports_bad_literals_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "literals.policy"
+    path.write_text(BAD_LITERALS)
+    for verb in (["check"], ["fmt", "--check"]):
+        done = subprocess.run(
+            [CASTGATE, *verb, str(path)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 1, done
+        assert "Traceback" not in done.stdout + done.stderr
+        report = done.stdout + done.stderr
+        for line, column, error, message in BAD_LITERAL_ERRORS:
+            assert f"{path}:{line}:{column}: {error}: {message}\n" in report
+        assert report.rstrip().endswith("4 errors in policy")
+
+
+def test_sign_refuses_a_ttl_past_the_float_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["sign", "--secret-env", "X", "--ttl", f"1{'0' * 400}s", "live/cam1"])
+    assert exited.value.code == 2
+    assert "argument --ttl: invalid" in capsys.readouterr().err

@@ -62,3 +62,67 @@ def test_secret_values_never_appear_in_reports(
         )
     assert "E308" in raised.value.report()
     assert "hunter2" not in raised.value.report()
+
+
+def _report(source: str) -> str:
+    with pytest.raises(PolicyError) as raised:
+        compile_sources([("c.policy", source, GOLDEN)], vendors={}, functions={}, env={})
+    return raised.value.report()
+
+
+def test_a_control_character_in_a_string_is_named_and_shown_under_a_caret() -> None:
+    # The snippet shows a tab as one space and another control character as its picture, so the
+    # caret stays under it and nothing raw reaches the terminal.
+    assert _report('let x = "a\x01b"\nlet y =\t"c\td"\n') == (
+        "c.policy:1:11: E103: control character U+0001 in a string: write \\u0001\n"
+        '   1 | let x = "a\u2401b"\n'
+        "     |           ^\n"
+        "\n"
+        "c.policy:2:11: E103: control character U+0009 in a string: write \\t\n"
+        '   2 | let y = "c d"\n'
+        "     |           ^\n"
+        "\n"
+        "2 errors in policy"
+    )
+
+
+def test_a_lone_surrogate_is_reported_in_printable_text() -> None:
+    report = _report('let x = "\\ud800"\r\nlet y = "\ud800"\r\n')
+    assert report == (
+        "c.policy:1:10: E103: lone surrogate `\\ud800` in a string: it is half of a pair and no "
+        "character\n"
+        '   1 | let x = "\\ud800"\n'
+        "     |          ^^^^^^\n"
+        "     = a character past U+FFFF is written as itself or as a pair of escapes, like "
+        "`\\ud83d\\ude00`\n"
+        "\n"
+        "c.policy:2:10: E103: lone surrogate `U+D800` in a string: it is half of a pair and no "
+        "character\n"
+        '   2 | let y = "\ufffd"\n'
+        "     |          ^\n"
+        "     = a character past U+FFFF is written as itself or as a pair of escapes, like "
+        "`\\ud83d\\ude00`\n"
+        "\n"
+        "2 errors in policy"
+    )
+    report.encode("utf-8")
+
+
+def test_a_number_too_large_is_reported_with_the_limit() -> None:
+    digits = "9" * 310
+    assert _report(f"rule r {{ allow if client.port < {digits} }}\n") == (
+        "c.policy:1:33: E309: integer literal too long: 310 digits\n"
+        f"   1 | rule r {{ allow if client.port < {digits} }}\n"
+        f"     |                                 {'^' * 310}\n"
+        "     = a number, or a duration in seconds, is at most about 1.8e308 (309 digits)\n"
+        "\n"
+        "1 error in policy"
+    )
+
+
+def test_an_unprintable_character_outside_a_string_is_named_by_its_code() -> None:
+    report = _report("let x = 1 \x1b[2J\nlet y = 2\u00a0\n")
+    assert report.startswith("c.policy:1:11: E101: unexpected character U+001B; expected "), report
+    assert "   1 | let x = 1 \u241b[2J\n     |           ^\n" in report
+    assert "c.policy:2:10: E101: unexpected character U+00A0; expected " in report
+    assert "\x1b" not in report

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from itertools import pairwise
@@ -32,6 +33,8 @@ from castgate.lang.fast_parser import PUNCTUATION, TERMINALS, parse_fast
 from castgate.lang.parser import MAX_NESTING, parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The largest integer a number literal may be: the largest float, 309 digits.
+LARGEST = int(sys.float_info.max)
 
 
 def tree(node: Any) -> Any:
@@ -402,6 +405,7 @@ def mutated(tokens: tuple[str, ...], rng: random.Random) -> tuple[str, ...]:
     fragments = ["(", ")", "[", "]", "{", "}", ",", ":", ".", "..", "=", "==", "not", "in", "if"]
     fragments += ["and", "let", "rule", "allow", '"s"', "1", "::1", "30s", "mon", "06:00", "#"]
     fragments += ["'q'", "&&", "!", "@", "\\", '"', "-", "1e5", "\t"]
+    fragments += ['"a\tb"', '"\\ud800"', "1" + "0" * 400, "1" + "0" * 400 + "d"]
     at = rng.randrange(len(tokens) + 1)
     kind = rng.randrange(4)
     if kind == 0 and tokens:
@@ -493,12 +497,46 @@ def test_broken_or_odd_text_is_lark_s_to_report(source: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "source", ['let x = "a\tb"', "let x = 1" + "0" * 5000], ids=["tab in a string", "long number"]
+    ("source", "code"),
+    [
+        ('let x = "a\tb"', "E103"),
+        ('rule r { app "\x01" deny "\x1f" }', "E103"),
+        ('let x = {"\x00": 1}', "E103"),
+        ('let x = daily 06:00..07:00 "U\tTC"', "E103"),
+        ('let x = "\\ud800"', "E103"),
+        ('let x = "\ud800"', "E103"),
+        ("let x = 1" + "0" * 5000, "E309"),
+        ("let x = 1" + "0" * 400, "E309"),
+        ("let x = -1" + "0" * 400 + ".5", "E309"),
+        ("let x = 1" + "0" * 400 + "s", "E309"),
+        ("let x = 1" + "0" * 5000 + "ms", "E309"),
+    ],
+    ids=[
+        "tab in a string",
+        "control characters in an app and a reason",
+        "control character in a key",
+        "tab in a zone",
+        "lone surrogate escape",
+        "lone surrogate",
+        "long integer",
+        "integer past the float range",
+        "number past the float range",
+        "duration past the float range",
+        "long duration",
+    ],
 )
-def test_literals_lark_s_tree_builder_fails_on_are_left_to_lark(source: str) -> None:
-    # json.loads rejects a raw control character in a string and int() more than 4,300 digits:
-    # Lark's tree builder raises on them, and the fast parser must not accept them instead.
+def test_literals_lark_s_tree_builder_fails_on_are_left_to_lark(source: str, code: str) -> None:
+    # Literals the grammar reads but that hold no value: a raw control character in a string
+    # (json.loads refuses it), a lone surrogate (no character: it cannot be encoded, printed or
+    # matched), a number or a duration in seconds past the largest float (int() also reads no more
+    # than 4,300 digits). The fast parser declines them; Lark's tree builder reports them as policy
+    # errors (E103, E309) at the spot, as the only report.
     assert fast_tree(source) is None
+    kind, found = outcome(source)
+    assert kind == "error"
+    diagnostics, report = found
+    assert {d.code.value for d in diagnostics} == {code}, report
+    assert outcome(source) == lark_outcome(source)
 
 
 # Corners where Lark's contextual lexer reads differently ------------------------------------------
@@ -530,6 +568,9 @@ def test_literals_lark_s_tree_builder_fails_on_are_left_to_lark(source: str) -> 
         "let x = 1 # no newline at the end",
         "let x = 1\r\n# crlf\r\nlet y = 2\r\n",
         'let x = "é✓𝄞" + "\\u00e9\\uD83D\\uDE00\\"\\\\\\/"',
+        'let x = "\\\\ud800" + "\\u0000\x7f\x85"',
+        f"let x = [{LARGEST}, -{LARGEST}, {LARGEST}.0, 1.{LARGEST}]",
+        f"let x = 1{'0' * 303}d + 9{'0' * 306}s9{'0' * 306}s",
     ],
 )
 def test_contextual_corners_parse_the_same(source: str) -> None:

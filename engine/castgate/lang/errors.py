@@ -36,6 +36,7 @@ class Code(StrEnum):
     UNKNOWN_ZONE = "E306"
     BAD_TIME = "E307"
     SECRET_MISUSE = "E308"
+    NUMBER_TOO_LARGE = "E309"
     # E4xx: files and the environment
     FILE_UNREADABLE = "E401"
     PATH_ESCAPES = "E402"
@@ -45,6 +46,14 @@ class Code(StrEnum):
     # E5xx: response data
     UNRENDERABLE_KEY = "E501"
     BAD_RESPONSE = "E502"
+
+
+#: Control characters as their pictures (U+2400...), surrogates (no characters) as U+FFFD.
+_VISIBLE = (
+    {code: 0x2400 + code for code in range(0x20)}
+    | {0x7F: 0x2421}
+    | dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,9 @@ class Diagnostic:
         head = f"{self.file}:{self.line}:{self.column}: {self.code.value}: {self.message}"
         lines = [head]
         if self.source_line:
-            text = self.source_line.rstrip("\n").expandtabs(1)
+            # A tab is one column wide, as it counts; other control characters show as their
+            # pictures, one column wide too, rather than acting on the terminal.
+            text = self.source_line.rstrip("\r\n").expandtabs(1).translate(_VISIBLE)
             gutter = f"{self.line:>4} | "
             lines.append(f"{gutter}{text}")
             caret = " " * (len(gutter) - 2) + "| " + " " * (self.column - 1)

@@ -18,7 +18,9 @@ the splitting is left to Lark).
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from dataclasses import fields, is_dataclass
 from typing import Final
 
@@ -70,8 +72,8 @@ PUNCTUATION: Final = (
 # it possessive: a token that fails to match never backtracks into the layout.
 _SPACES = r"[ \t\x0c\r]*+"
 _LAYOUT = rf"(?:\n|{TERMINALS['COMMENT']})(?:{TERMINALS['WS']}|{TERMINALS['COMMENT']})*+"
-# A string without escapes or control characters is its own value: no json.loads needed.
-_PLAIN_STRING = r'"[^"\\\x00-\x1f]*"'
+# A string without escapes, control characters or surrogates is its own value: no json.loads.
+_PLAIN_STRING = r'"[^"\\\x00-\x1f\ud800-\udfff]*"'
 
 
 def _token_pattern(*terminals: tuple[str, str]) -> re.Pattern[str]:
@@ -126,11 +128,40 @@ _BINARY: Final = {
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: The largest number or number of seconds a literal may hold: the largest finite float.
+MAX_NUMBER: Final = sys.float_info.max
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def duration_seconds(text: str) -> float:
-    """Seconds in a duration literal such as ``1h30m`` or ``500ms``."""
-    return sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    """Seconds in a duration literal such as ``1h30m`` or ``500ms``. Raises :class:`ValueError`
+    if they are more than :data:`MAX_NUMBER`."""
+    try:
+        seconds = sum(int(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    except (OverflowError, ValueError):  # an amount past the float range, or past what int() reads
+        raise ValueError(f"duration too large: {text}") from None
+    if not math.isfinite(seconds):  # finite amounts whose sum is not
+        raise ValueError(f"duration too large: {text}")
+    return seconds
+
+
+def number_value(text: str) -> int | float:
+    """The value of a NUMBER literal. Raises :class:`ValueError` if it is larger than
+    :data:`MAX_NUMBER` (``int()`` itself refuses more than 4,300 digits)."""
+    value: int | float = float(text) if "." in text else int(text)
+    if not -MAX_NUMBER <= value <= MAX_NUMBER:
+        raise ValueError(f"number too large: {text}")
+    return value
+
+
+def string_value(text: str) -> str:
+    """The value of a STRING literal (quotes included). Raises :class:`ValueError` for a raw
+    control character, which JSON refuses too, and for a lone surrogate (``"\\ud800"``), which
+    is half of a UTF-16 pair and no character: it cannot be encoded, printed or matched."""
+    value = json.loads(text)
+    if not isinstance(value, str) or _SURROGATE.search(value):
+        raise ValueError(f"not a string of characters: {text}")
+    return value
 
 
 def nested_beyond(item: ast.Let | ast.Rule, limit: int) -> ast.Span | None:
@@ -284,8 +315,8 @@ class _Parser:
         if self.kind == "PLAIN_STRING":
             return self.text[1:-1]
         try:
-            return str(json.loads(self.text))
-        except ValueError:  # a control character: Lark's tree builder fails on it
+            return string_value(self.text)
+        except ValueError:  # a control character or a lone surrogate: Lark's builder reports it
             raise _Declined from None
 
     def string(self) -> ast.String:
@@ -438,13 +469,17 @@ class _Parser:
             self.advance()
         elif kind == "NUMBER":
             try:
-                number: int | float = float(text) if "." in text else int(text)
-            except ValueError:  # more digits than int() takes: Lark's tree builder fails too
+                number = number_value(text)
+            except ValueError:  # too large: Lark's tree builder reports it
                 raise _Declined from None
             node = ast.Number(self.token_span(), number, text)
             self.advance()
         elif kind == "DURATION":
-            node = ast.Duration(self.token_span(), duration_seconds(text), text)
+            try:
+                seconds = duration_seconds(text)
+            except ValueError:  # too large: Lark's tree builder reports it
+                raise _Declined from None
+            node = ast.Duration(self.token_span(), seconds, text)
             self.advance()
         elif kind == "ADDRESS":
             node = ast.Address(self.token_span(), text)

@@ -5,9 +5,9 @@ transformer that only builds nodes, and the mapping of every Lark error onto a
 
 from __future__ import annotations
 
-import json
 import re
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -24,7 +24,14 @@ from lark.tree import Meta
 
 from castgate.lang import ast
 from castgate.lang.errors import Code, Diagnostic, PolicyError, did_you_mean
-from castgate.lang.fast_parser import duration_seconds, nested_beyond, parse_fast
+from castgate.lang.fast_parser import (
+    MAX_NUMBER,
+    duration_seconds,
+    nested_beyond,
+    number_value,
+    parse_fast,
+    string_value,
+)
 
 __all__ = ["MAX_NESTING", "duration_seconds", "parse_policy"]
 
@@ -87,6 +94,9 @@ def _parse_items(
 ) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...], list[Diagnostic]]:
     try:
         items, comments = _parse_text(source)
+    except _BadLiterals as bad:
+        # The whole text parsed: every literal the tree builder refused is already known.
+        return (), (), [problem.diagnostic(source, path) for problem in bad.problems]
     except (UnexpectedInput, _TooDeep) as first:
         # Report every broken statement, not only the first: parse each top-level statement on
         # its own. Statements start at a line whose first word is `rule` or `let`.
@@ -103,18 +113,55 @@ class _TooDeep(Exception):  # noqa: N818 - named for what it reports, like Lark'
         self.column = 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """A literal the grammar accepts but that has no value: where it is and what is wrong."""
+
+    code: Code
+    message: str
+    line: int
+    column: int
+    width: int
+    hint: str = ""
+
+    def diagnostic(self, source: str, path: str) -> Diagnostic:
+        source_line = _line_of(source, self.line)
+        return Diagnostic(
+            self.code,
+            self.message,
+            path,
+            self.line,
+            self.column,
+            source_line,
+            width=self.width,
+            hint=self.hint,
+        )
+
+
+class _BadLiterals(Exception):  # noqa: N818 - named for what it reports, like Lark's errors
+    """Literals the tree builder could not turn into values: a control character in a string, a
+    number too large; raised once the whole text is built, with every such literal in it."""
+
+    def __init__(self, problems: list[_Problem]) -> None:
+        super().__init__(f"{len(problems)} bad literal(s)")
+        self.problems = problems
+
+
 def _parse_text(text: str) -> tuple[tuple[ast.Let | ast.Rule, ...], tuple[ast.Comment, ...]]:
     collected: list[Token] = []
     token = _comments.set(collected)
     try:
         tree = _lark().parse(text)
-        items = tuple(_Builder(visit_tokens=False).transform(tree).children)
+        builder = _Builder(visit_tokens=False)
+        items = tuple(builder.transform(tree).children)
     except (RecursionError, VisitError) as err:
         if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
             raise
         raise _TooDeep(text) from None
     finally:
         _comments.reset(token)
+    if builder.problems:
+        raise _BadLiterals(builder.problems)
     comments = tuple(ast.Comment(_token_span(t), str(t)) for t in collected)
     return items, comments
 
@@ -134,6 +181,8 @@ def _errors_per_statement(
         chunk = "\n" * source.count("\n", 0, begin) + source[begin:end]
         try:
             _parse_text(chunk)
+        except _BadLiterals as bad:
+            errors.extend(problem.diagnostic(source, path) for problem in bad.problems)
         except (UnexpectedInput, _TooDeep) as err:
             errors.append(_diagnostic(err, source, path))
     return errors or [_diagnostic(first, source, path)]
@@ -196,7 +245,9 @@ def _diagnostic(err: UnexpectedInput | _TooDeep, source: str, path: str) -> Diag
                 hint='close the string on the same line; escapes are \\" \\\\ \\n \\t \\uXXXX',
             )
         expected = sorted({_describe(t) for t in err.allowed or ()})
-        message = f"unexpected character `{char}`"
+        # A control character or an odd space is named by its code: printed, it would not show.
+        shown = f"`{char}`" if char.isprintable() else f"U+{ord(char):04X}" if char else "``"
+        message = f"unexpected character {shown}"
         if expected:
             message += "; expected " + _one_of(expected)
         return Diagnostic(Code.SYNTAX, message, path, line, column, source_line, hint=hint)
@@ -287,13 +338,95 @@ def _token_span(token: Token) -> ast.Span:
     )
 
 
-def _string(token: Token) -> ast.String:
-    return ast.String(_token_span(token), json.loads(str(token)), str(token))
+# What a string may hold only escaped, and how to write it instead.
+_SHORT_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# The pieces of a STRING token after its opening quote: an escape (a \u one with the low half of
+# a surrogate pair after it, if there is one) or a character.
+_STRING_PIECE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[0-9a-fA-F]{4}|\\.|.",
+    re.DOTALL,
+)
+_NUMBER_LIMIT_HINT = (
+    f"a number, or a duration in seconds, is at most about {MAX_NUMBER:.1e}".replace("e+", "e")
+    + " (309 digits)"
+)
+
+
+def _string_problem(token: Token) -> _Problem:
+    """Why ``string_value`` refuses ``token``, pointing at the character or escape."""
+    text = str(token)
+    line, column = token.line or 1, token.column or 1
+    for piece in _STRING_PIECE.finditer(text, 1, len(text) - 1):
+        at, escape = column + piece.start(), piece.group()
+        if len(escape) == 1 and ord(escape) < 0x20:
+            spelled = _SHORT_ESCAPES.get(escape, f"\\u{ord(escape):04x}")
+            return _Problem(
+                Code.BAD_STRING,
+                f"control character U+{ord(escape):04X} in a string: write {spelled}",
+                line,
+                at,
+                1,
+            )
+        if len(escape) in (1, 6) and _is_surrogate(escape):
+            shown = escape if len(escape) == 6 else f"U+{ord(escape):04X}"
+            return _Problem(
+                Code.BAD_STRING,
+                f"lone surrogate `{shown}` in a string: it is half of a pair and no character",
+                line,
+                at,
+                len(escape),
+                hint="a character past U+FFFF is written as itself or as a pair of escapes, "
+                "like `\\ud83d\\ude00`",
+            )
+    # Not reached for a token of the grammar's STRING: nothing else makes JSON refuse one.
+    return _Problem(Code.BAD_STRING, "malformed string", line, column, len(text))
+
+
+def _is_surrogate(piece: str) -> bool:
+    code = int(piece[2:], 16) if len(piece) == 6 else ord(piece)
+    return 0xD800 <= code <= 0xDFFF
+
+
+def _too_large(token: Token, what: str) -> _Problem:
+    text = str(token)
+    if what == "duration":
+        message = "duration literal too large"
+    else:
+        digits = len(text.lstrip("-").partition(".")[0])
+        message = (
+            f"number literal too large: {digits} digits before the point"
+            if "." in text
+            else f"integer literal too long: {digits} digits"
+        )
+    return _Problem(
+        Code.NUMBER_TOO_LARGE,
+        message,
+        token.line or 1,
+        token.column or 1,
+        len(text),
+        hint=_NUMBER_LIMIT_HINT,
+    )
 
 
 @v_args(meta=True)
 class _Builder(Transformer[Token, Any]):
-    """Builds :mod:`castgate.lang.ast` nodes. It decides nothing: no checks, no folding."""
+    """Builds :mod:`castgate.lang.ast` nodes. It decides nothing: no checks, no folding. A literal
+    that has no value (a control character in a string, a number too large) is noted in
+    ``problems``, a stand-in value built in its place, and the caller raises."""
+
+    def __init__(self, visit_tokens: bool = True) -> None:
+        super().__init__(visit_tokens)
+        self.problems: list[_Problem] = []
+
+    def _text(self, token: Token) -> str:
+        try:
+            return string_value(str(token))
+        except ValueError:
+            self.problems.append(_string_problem(token))
+            return ""
+
+    def _string(self, token: Token) -> ast.String:
+        return ast.String(_token_span(token), self._text(token), str(token))
 
     # statements
 
@@ -310,7 +443,7 @@ class _Builder(Transformer[Token, Any]):
             _span(meta),
             kind,
             tuple(
-                ast.Word(_token_span(w), json.loads(str(w)) if w.type == "STRING" else str(w))
+                ast.Word(_token_span(w), self._text(w) if w.type == "STRING" else str(w))
                 for w in words
             ),
         )
@@ -330,9 +463,8 @@ class _Builder(Transformer[Token, Any]):
 
     def deny(self, meta: Meta, children: list[Any]) -> ast.Effect:
         reason, condition = children
-        return ast.Effect(
-            _span(meta), "deny", _string(reason) if reason is not None else None, None, condition
-        )
+        said = self._string(reason) if reason is not None else None
+        return ast.Effect(_span(meta), "deny", said, None, condition)
 
     def with_data(self, meta: Meta, children: list[Any]) -> ast.ObjectExpr:
         return children[0]  # type: ignore[no-any-return]
@@ -409,15 +541,24 @@ class _Builder(Transformer[Token, Any]):
         return ast.Name(_span(meta), str(c[0]))
 
     def string(self, meta: Meta, c: list[Token]) -> ast.String:
-        return _string(c[0])
+        return self._string(c[0])
 
     def number(self, meta: Meta, c: list[Token]) -> ast.Number:
         text = str(c[0])
-        value: int | float = float(text) if "." in text else int(text)
+        try:
+            value = number_value(text)
+        except ValueError:
+            self.problems.append(_too_large(c[0], "number"))
+            value = 0
         return ast.Number(_span(meta), value, text)
 
     def duration(self, meta: Meta, c: list[Token]) -> ast.Duration:
-        return ast.Duration(_span(meta), duration_seconds(str(c[0])), str(c[0]))
+        try:
+            seconds = duration_seconds(str(c[0]))
+        except ValueError:
+            self.problems.append(_too_large(c[0], "duration"))
+            seconds = 0.0
+        return ast.Duration(_span(meta), seconds, str(c[0]))
 
     def address(self, meta: Meta, c: list[Token]) -> ast.Address:
         return ast.Address(_span(meta), str(c[0]))
@@ -436,22 +577,22 @@ class _Builder(Transformer[Token, Any]):
 
     def pair(self, meta: Meta, c: list[Any]) -> ast.Pair:
         key, value = c
-        text = json.loads(str(key)) if key.type == "STRING" else str(key)
+        text = self._text(key) if key.type == "STRING" else str(key)
         return ast.Pair(_span(meta), text, value)
 
     # time windows
 
     def weekly_window(self, meta: Meta, c: list[Any]) -> ast.Window:
         *days, clock, zone = c
-        return ast.Window(_span(meta), "weekdays", tuple(days), (), clock, _string(zone))
+        return ast.Window(_span(meta), "weekdays", tuple(days), (), clock, self._string(zone))
 
     def daily_window(self, meta: Meta, c: list[Any]) -> ast.Window:
         clock, zone = c
-        return ast.Window(_span(meta), "daily", (), (), clock, _string(zone))
+        return ast.Window(_span(meta), "daily", (), (), clock, self._string(zone))
 
     def dated_window(self, meta: Meta, c: list[Any]) -> ast.Window:
         *dates, clock, zone = c
-        return ast.Window(_span(meta), "dates", (), tuple(dates), clock, _string(zone))
+        return ast.Window(_span(meta), "dates", (), tuple(dates), clock, self._string(zone))
 
     def day_span(self, meta: Meta, c: list[Token | None]) -> ast.DaySpan:
         first, last = c
