@@ -1,8 +1,14 @@
-"""Checked policies to Python closures.
+"""Checked policies to Python closures, and rule conditions to Python source.
 
 Every expression becomes a function ``(event, state) -> value`` made once at load; a decision only
 calls them. The common shapes (a field against a constant, membership in a constant set) get
 closures of their own so the hot path does no dispatch on node kinds at request time.
+
+A rule's condition can also be written out as one Python expression (:class:`_Source`), which the
+policy set compiles, with the other rules an event can meet, into one function
+(:mod:`castgate.lang.policyset`): a call per node of the closure tree costs more than the test it
+makes. Each shape the source writes has the closure's semantics step for step; any other shape
+calls its closure.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ import ipaddress
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import re2
 
 from castgate.events import Decision, Effect, Event
 from castgate.lang import ast
-from castgate.lang.addresses import IpSet, address_key
+from castgate.lang.addresses import AddressKey, IpSet, address_key
 from castgate.lang.builtins import DECIMAL, Builtin
 from castgate.lang.checker import (
     NOT_CONSTANT,
@@ -79,6 +86,9 @@ class CompiledRule:
     #: The decision this rule makes when it needs nothing from the event (denies, constant data).
     decision: Decision | None
     guard: Guard | None = None
+    #: Writes the condition as a Python expression over ``e`` and ``s`` (see :class:`Names`);
+    #: ``None`` for a rule made without one, whose condition is called as a closure.
+    source: Callable[[Names], str] | None = None
 
 
 def compile_rules(checked: CheckedPolicy) -> list[CompiledRule]:
@@ -118,7 +128,11 @@ class _Compiler:
             response,
             decision,
             self.guard(rule.condition) if rule.condition is not None else None,
+            partial(self.source, rule.condition) if rule.condition is not None else None,
         )
+
+    def source(self, node: ast.Expr, names: Names) -> str:
+        return _Source(self, names).condition(node, 0)
 
     def guard(self, node: ast.Expr) -> Guard | None:
         """The :class:`Guard` ``node`` starts with, if any. Only shapes whose compiled closures
@@ -255,11 +269,7 @@ class _Compiler:
         right = self.expr(node.right)
         if op in _ORDERINGS:
             return _ordered(_ORDERINGS[op], left, right)
-        method = {
-            "startswith": str.startswith,
-            "endswith": str.endswith,
-            "contains": str.__contains__,
-        }[op]
+        method = _TEXT_TESTS[op]
         constant = self.notes.const(node.right)
         if isinstance(constant, str):
             return _text_test_constant(method, left, constant)
@@ -295,6 +305,213 @@ class _Compiler:
     def is_now(self, node: ast.Expr) -> bool:
         ref = self.notes.refs.get(node)
         return isinstance(ref, FieldRef) and ref.path == ("now",)
+
+
+# Source -----------------------------------------------------------------------------------------
+
+#: The value ``_ck`` holds until the event's client address is first read.
+UNSET: Any = object()
+#: Nesting beyond which a subexpression calls its closure: Python refuses source nested 200
+#: parentheses deep, and a long chain of ``and`` nests one level per operand.
+_DEEPEST_SOURCE = 40
+
+
+class Names:
+    """What generated source refers to besides the event ``e`` and the state ``s``: every constant,
+    set, regex and function under a name made here. Text from a policy never becomes source, so
+    no policy can write code; it only reaches the source as a value behind one of these names."""
+
+    __slots__ = ("_by_id", "_temps", "client_key", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {"_M": MISSING, "_UNSET": UNSET, "_address_key": address_key}
+        self._by_id: dict[int, str] = {}
+        self._temps = 0
+        #: Whether the source reads ``_ck``, the client address key, which the function it goes
+        #: into must start at ``_UNSET``: it is computed at most once per decision, for every
+        #: ``client.ip in ...`` test (parsing the address is most of each test's cost).
+        self.client_key = False
+
+    def of(self, value: Any) -> str:
+        """The name ``value`` goes by; one object, one name (``values`` keeps it alive)."""
+        name = self._by_id.get(id(value))
+        if name is None:
+            name = f"_k{len(self.values)}"
+            self.values[name] = value
+            self._by_id[id(value)] = name
+        return name
+
+    def temp(self) -> str:
+        """A fresh local for one intermediate value."""
+        self._temps += 1
+        return f"_t{self._temps}"
+
+
+class _Source:
+    """A condition as one Python expression over ``e`` and ``s``. Each shape written here does what
+    :class:`_Compiler`'s closure for it does, step by step and in the same order, so it returns the
+    same value and raises the same errors; every other shape calls that closure."""
+
+    def __init__(self, compiler: _Compiler, names: Names) -> None:
+        self.compiler = compiler
+        self.notes = compiler.notes
+        self.names = names
+
+    def closure(self, fn: Fn) -> str:
+        return f"{self.names.of(fn)}(e, s)"
+
+    def condition(self, node: ast.Expr, depth: int) -> str:
+        if depth > _DEEPEST_SOURCE:
+            return self.closure(self.compiler.condition(node))
+        test = self.expr(node, depth)
+        if self.notes.types[node] is Type.ANY:
+            return f"({test} is True)"
+        return test
+
+    def expr(self, node: ast.Expr, depth: int) -> str:
+        if depth > _DEEPEST_SOURCE:
+            return self.closure(self.compiler.expr(node))
+        constant = self.notes.const(node)
+        if constant is not NOT_CONSTANT:
+            return self.names.of(_json(constant) if isinstance(node, ast.ObjectExpr) else constant)
+        depth += 1
+        match node:
+            case ast.Name() | ast.Attr() if node in self.notes.refs:
+                ref = self.notes.refs[node]
+                if isinstance(ref, LetRef):
+                    return self.expr(ref.let.value, depth)
+                assert isinstance(ref, FieldRef)
+                return self.field(ref.path)
+            case ast.Call():
+                return self.call(node, depth)
+            case ast.Not(operand=operand):
+                return f"(not {self.condition(operand, depth)})"
+            case ast.Logical(op=op, left=left, right=right):
+                a, b = self.condition(left, depth), self.condition(right, depth)
+                if not (_makes_bool(left) and _makes_bool(right)):
+                    a, b = f"bool({a})", f"bool({b})"
+                return f"({a} and {b})" if op == "and" else f"({a} or {b})"
+            case ast.Compare():
+                return self.compare(node, depth)
+        return self.closure(self.compiler.expr(node))
+
+    def field(self, path: tuple[str, ...]) -> str:
+        head, dotted = path[0], ".".join(path)
+        if head in ("params", "raw"):
+            mapping = "e.params" if head == "params" else "e.raw"
+            if len(path) == 1:
+                return mapping
+            if len(path) == 2:
+                t = self.names.temp()
+                key = self.names.of(path[1])
+                return f'(_M if ({t} := {mapping}.get({key})) is None or {t} == "" else {t})'
+        elif dotted == "now":
+            return "e.time"
+        elif dotted == "client.port":
+            t = self.names.temp()
+            return f"(_M if ({t} := e.client_port) is None else {t})"
+        elif dotted in _EVENT_ATTRIBUTES:
+            return f"(e.{_EVENT_ATTRIBUTES[dotted]} or _M)"
+        return self.closure(_field(path))
+
+    def call(self, node: ast.Call, depth: int) -> str:
+        ref = self.notes.refs[node]
+        assert isinstance(ref, FunctionRef)
+        function = ref.function
+        if not isinstance(function, Builtin) or len(node.args) != 1:
+            return self.closure(self.compiler.call(node))
+        impl = self.names.of(function.impl)
+        argument = self.expr(node.args[0], depth)
+        if function.takes_missing:
+            return f"{impl}(e, s, {argument})"
+        t = self.names.temp()
+        return f"(_M if ({t} := {argument}) is _M else {impl}(e, s, {t}))"
+
+    def compare(self, node: ast.Compare, depth: int) -> str:
+        op, of = node.op, self.names.of
+        if op == "not_in":
+            return f"(not {self.membership(node, depth)})"
+        if op == "in":
+            return self.membership(node, depth)
+        if op == "matches":
+            t = self.names.temp()
+            left = self.expr(node.left, depth)
+            program, unanchored = _re2_program(self.notes.prepared[node])
+            if program is None:
+                found = of(_re2_finder(self.notes.prepared[node]))
+                return f"(isinstance({t} := {left}, str) and {found}({t}))"
+            # _re2_finder's `found`, written out: the call was a fifth of the test's cost
+            data = self.names.temp()
+            match = f"{of(program.Match)}({of(unanchored)}, {data}, 0, len({data}))"
+            return (
+                f'(isinstance({t} := {left}, str) and ({data} := {t}.encode("utf-8")) is not None'
+                f" and {match}[0][0] != -1)"
+            )
+        right_const = self.notes.const(node.right)
+        left_type = self.notes.types[node.left]
+        if op in ("==", "!="):
+            if Type.IP in (left_type, self.notes.types[node.right]):
+                # compared as addresses (or, for an address against vendor data, loosely): rare
+                # enough to keep the closure
+                return self.closure(self.compiler.compare(node))
+            left = self.expr(node.left, depth)
+            if isinstance(right_const, str) and left_type is Type.STRING:
+                equal = f"({left} == {of(right_const)})"
+            else:
+                equal = f"{of(_loosely_equal)}({left}, {self.expr(node.right, depth)})"
+            return equal if op == "==" else f"(not {equal})"
+        if op in _ORDERINGS:
+            left, right = self.expr(node.left, depth), self.expr(node.right, depth)
+            return f"{of(_ordered_values)}({of(_ORDERINGS[op])}, {left}, {right})"
+        if isinstance(right_const, str):
+            t = self.names.temp()
+            method = of(_TEXT_TESTS[op])
+            left = self.expr(node.left, depth)
+            return f"(isinstance({t} := {left}, str) and {method}({t}, {of(right_const)}))"
+        return self.closure(self.compiler.compare(node))
+
+    def membership(self, node: ast.Compare, depth: int) -> str:
+        """``node.left in node.right``, as :meth:`_Compiler.membership`."""
+        of = self.names.of
+        container = self.notes.prepared.get(node, self.notes.const(node.right))
+        if isinstance(container, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            container = IpSet([container])
+        path = self.compiler.field_path(node.left)
+        if isinstance(container, IpSet):
+            contains = of(container.contains_key)
+            if path == ("client", "ip"):
+                self.names.client_key = True
+                # _client_key, written out
+                t = self.names.temp()
+                key = (
+                    f"((_ck := _address_key({t}) if ({t} := e.client_ip) and isinstance({t}, str)"
+                    " else None) if _ck is _UNSET else _ck)"
+                )
+                return f"({key} is not None and {contains}(_ck))"
+            t, key = self.names.temp(), self.names.temp()
+            left = self.expr(node.left, depth)
+            return (
+                f"(isinstance({t} := {left}, str)"
+                f" and ({key} := {of(address_key)}({t})) is not None and {contains}({key}))"
+            )
+        if isinstance(container, TimeWindow) and self.compiler.is_now(node.left):
+            return f"{of(container.contains)}(e.time)"
+        if isinstance(container, frozenset | dict) and path is not None:
+            t, hashed = self.names.temp(), of(container)
+            if len(path) == 2 and path[0] == "params":
+                return (
+                    f"({of(_param_value_in)}({t}, {hashed})"
+                    f" if type({t} := e.params.get({of(path[1])})) is not str"
+                    f' else ({t} != "" and {t} in {hashed}))'
+                )
+            if ".".join(path) in _EVENT_ATTRIBUTES:
+                # an attribute read cannot raise, so nothing escapes the closure's `try` here
+                left = self.field(path)
+                return (
+                    f"({t} in {hashed} if type({t} := {left}) is str"
+                    f" else {of(_value_in_hashed)}({t}, {hashed}))"
+                )
+        return self.closure(self.compiler.membership(node))
 
 
 # Closure makers ---------------------------------------------------------------------------------
@@ -341,18 +558,21 @@ def _field(path: tuple[str, ...]) -> Fn:
         return lambda e, s: e.time
     if dotted == "client.port":
         return lambda e, s: MISSING if e.client_port is None else e.client_port
-    attribute = {
-        "vendor": "vendor",
-        "action": "action",
-        "app": "app",
-        "node": "node",
-        "role": "role",
-        "stream.name": "stream",
-        "client.ip": "client_ip",
-        "session.id": "session_id",
-    }[dotted]
-    getter = operator.attrgetter(attribute)
+    getter = operator.attrgetter(_EVENT_ATTRIBUTES[dotted])
     return lambda e, s: getter(e) or MISSING
+
+
+#: The fields that are text attributes of the event, ``""`` when the vendor sent none.
+_EVENT_ATTRIBUTES = {
+    "vendor": "vendor",
+    "action": "action",
+    "app": "app",
+    "node": "node",
+    "role": "role",
+    "stream.name": "stream",
+    "client.ip": "client_ip",
+    "session.id": "session_id",
+}
 
 
 def _attribute(target: Fn, name: str) -> Fn:
@@ -516,6 +736,12 @@ def _address_of(value: Any) -> Any:
     return address_key(value) if isinstance(value, str) else None
 
 
+_TEXT_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "startswith": str.startswith,
+    "endswith": str.endswith,
+    "contains": str.__contains__,
+}
+
 _ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -525,38 +751,46 @@ _ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _ordered(compare: Callable[[Any, Any], bool], left: Fn, right: Fn) -> Fn:
-    def ordered(e: Event, s: SessionView) -> bool:
-        a, b = left(e, s), right(e, s)
+    return lambda e, s: _ordered_values(compare, left(e, s), right(e, s))
+
+
+def _ordered_values(compare: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return False
+    if isinstance(a, str) != isinstance(b, str):
+        a, b = _number_of(a), _number_of(b)
         if a is MISSING or b is MISSING:
             return False
-        if isinstance(a, str) != isinstance(b, str):
-            a, b = _number_of(a), _number_of(b)
-            if a is MISSING or b is MISSING:
-                return False
-        try:
-            return compare(a, b)
-        except TypeError:
-            return False
-
-    return ordered
+    try:
+        return compare(a, b)
+    except TypeError:
+        return False
 
 
 def _re2_finder(regex: Any) -> Callable[[str], bool]:
     """Whether ``regex`` (a ``re2.compile`` result) matches anywhere in a text, without building
     a match object: google-re2's ``search`` runs a Python generator, decodes spans and builds a
     ``_Match`` per call (about 3 us); the RE2 object underneath answers in about 0.5 us."""
-    program = getattr(regex, "_regexp", None)
-    anchors = getattr(re2, "_Anchor", None)
-    if program is None or anchors is None:  # another google-re2 layout: the public, slow way
+    program, unanchored = _re2_program(regex)
+    if program is None:  # another google-re2 layout: the public, slow way
         search = regex.search
         return lambda text: search(text) is not None
-    unanchored = anchors.UNANCHORED
 
     def found(text: str) -> bool:
         data = text.encode("utf-8")
         return bool(program.Match(unanchored, data, 0, len(data))[0][0] != -1)
 
     return found
+
+
+def _re2_program(regex: Any) -> tuple[Any, Any]:
+    """The RE2 object under ``regex`` and the flag for an unanchored match, if google-re2 has the
+    layout :func:`_re2_finder` knows; else ``(None, None)``."""
+    program = getattr(regex, "_regexp", None)
+    anchors = getattr(re2, "_Anchor", None)
+    if program is None or anchors is None:
+        return None, None
+    return program, anchors.UNANCHORED
 
 
 def _text_test(method: Callable[[str, str], bool], left: Fn, right: Fn) -> Fn:
@@ -594,26 +828,24 @@ def _client_ip_in(ip_set: IpSet) -> Fn:
     contains_key = ip_set.contains_key
 
     def contains(e: Event, s: SessionView) -> bool:
-        text = e.client_ip
-        if not text or not isinstance(text, str):
-            return False
-        key = address_key(text)
+        key = _client_key(e.client_ip)
         return key is not None and contains_key(key)
 
     return contains
 
 
-def _param_in(name: str, container: frozenset[Any] | dict[str, Any]) -> Fn:
-    def contains(e: Event, s: SessionView) -> bool:
-        value = e.params.get(name)
-        if value is None or value == "":
-            return False
-        try:
-            return value in container
-        except TypeError:  # an unhashable vendor value (a list, an object) is in no set
-            return False
+def _client_key(text: Any) -> AddressKey | None:
+    return address_key(text) if text and isinstance(text, str) else None
 
-    return contains
+
+def _param_in(name: str, container: frozenset[Any] | dict[str, Any]) -> Fn:
+    return lambda e, s: _param_value_in(e.params.get(name), container)
+
+
+def _param_value_in(value: Any, container: frozenset[Any] | dict[str, Any]) -> bool:
+    if value is None or value == "":
+        return False
+    return _value_in_hashed(value, container)
 
 
 def _in_hashed(left: Fn, container: frozenset[Any] | dict[str, Any]) -> Fn:
@@ -624,6 +856,13 @@ def _in_hashed(left: Fn, container: frozenset[Any] | dict[str, Any]) -> Fn:
             return False
 
     return contains
+
+
+def _value_in_hashed(value: Any, container: frozenset[Any] | dict[str, Any]) -> bool:
+    try:
+        return value in container
+    except TypeError:  # an unhashable vendor value (a list, an object) is in no set
+        return False
 
 
 def _in_dynamic(left: Fn, right: Fn) -> Fn:
