@@ -7,12 +7,15 @@
   goes on to the next.
 * An update whose record lands after its session's end (the two requests were in flight
   together) must not bring the session back, as the memory backend does not.
+* A stalled Redis fails each operation within one state deadline, waiting for a connection
+  included, and leaves no connection behind with an answer still to come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -219,3 +222,67 @@ def test_an_update_recorded_after_its_sessions_end_does_not_bring_it_back(
     # Before the fix, Redis answered [<id>, "|", <id>]: a ghost publisher counted for
     # session_idle (120 s) after its stream had ended.
     assert asyncio.run(recorded()) == ["|", "nginx_rtmp|127.0.0.1|1|cam0|publisher"]
+
+
+def test_a_stalled_redis_fails_each_operation_within_one_deadline_then_recovers(
+    redis: RedisServer,
+) -> None:
+    # Every connection taken by a command Redis will not answer, as many operations queued
+    # behind them at once, and as many more asking ever later, until half the deadline. Before,
+    # one handed a connection just before its wait ran out then waited as long again for the
+    # answer: the slowest failed after 4.0 s, with the deadline of 2 s below. With one deadline
+    # for the whole operation but redis-py's socket timeout left on, Python 3.11's
+    # asyncio.wait_for dropped the cancellation of a write completing as its deadline passed,
+    # and the slowest failed after 7.0 s.
+    #
+    # A deadline long enough that the time a busy machine takes to give up three hundred
+    # operations at once is small beside it.
+    deadline = 2.0
+    store = RedisState(redis.url, timeout=deadline)
+    assert redis.process is not None
+    server = redis.process
+
+    async def failing(i: int, after: float) -> float:
+        await asyncio.sleep(after)
+        began = time.monotonic()
+        with pytest.raises(StateUnavailableError):
+            await store.snapshot(_event("update", i))
+        return time.monotonic() - began
+
+    async def scene() -> list[float]:
+        try:
+            await store.record(
+                _event("publish", 0), Decision(Effect.ALLOW, "", rule="studio"), None
+            )
+            # The script loaded, then the pool full of open connections: the stall meets
+            # commands, not connects.
+            await store.snapshot(_event("update", 0))
+            await asyncio.gather(
+                *(store.snapshot(_event("update", i)) for i in range(MAX_CONNECTIONS))
+            )
+            server.send_signal(signal.SIGSTOP)
+            try:
+                later = [deadline / 2 * n / MAX_CONNECTIONS for n in range(MAX_CONNECTIONS)]
+                waited = await asyncio.gather(
+                    *(failing(1 + n, 0.0) for n in range(2 * MAX_CONNECTIONS)),
+                    *(failing(1 + n, after) for n, after in enumerate(later)),
+                )
+            finally:
+                server.send_signal(signal.SIGCONT)
+            # Redis now answers what it was sent during the stall; none of those answers may
+            # wait on a pooled connection for the next command to read as its own.
+            assert await store.ping()
+            for connection in store._redis.connection_pool._available_connections:
+                assert not (connection.is_connected and await connection.can_read())
+            # Each answer is its own question's: the one publisher is counted for cam0 only.
+            counted = await asyncio.gather(
+                *(store.snapshot(_event("update", i % 2)) for i in range(BURST))
+            )
+            for i, snapshot in enumerate(counted):
+                assert snapshot.counts[("publisher", "stream", f"cam{i % 2}")] == 1 - i % 2
+            return waited
+        finally:
+            await store.close()
+
+    # The bound leaves a busy machine half a deadline of slack.
+    assert max(asyncio.run(scene())) < 1.5 * deadline

@@ -113,9 +113,11 @@ class MemoryState:
         return list(self._sessions.values())
 
     def revoke(self, session: Session, reason: str) -> None:
-        """Mark ``session`` to be ended: its next update is denied with ``reason``."""
+        """Mark ``session`` to be ended, if it is still live: its next update is denied with
+        ``reason``."""
         live = self._sessions.get(session.id)
-        if live is not None:
+        # A later session under the same id is not the one found to be ended.
+        if live is not None and live.opened == session.opened:
             live.ends = 0.0
             live.ended_because = reason
 

@@ -22,14 +22,14 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.event import AsyncAfterConnectionReleasedEvent
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from castgate.events import Decision, Effect, Event
@@ -48,7 +48,7 @@ PREFIX = "castgate:"
 _ROLES = ("publisher", "viewer")
 _SCOPES = ("stream", "app", "client", "key")
 #: Connections to Redis one process keeps at most. A request that finds them all busy waits for
-#: one, at most the state deadline: a burst of requests is a queue, not an outage.
+#: one, within its state deadline: a burst of requests is a queue, not an outage.
 MAX_CONNECTIONS = 100
 
 _SNAPSHOT = """
@@ -87,8 +87,12 @@ if op == 'deny' then
   return 'ok'
 end
 if op == 'close' then
+  local at = tonumber(ARGV[5])
+  -- The late end of an earlier session under the same id: the one live now goes on.
+  local opened = tonumber(redis.call('HGET', session, 'opened'))
+  if opened and at < opened then return 'earlier' end
   local closed = redis.call('GET', prefix .. 't:' .. sid)
-  if not closed or tonumber(closed) < tonumber(ARGV[5]) then
+  if not closed or tonumber(closed) < at then
     redis.call('SET', prefix .. 't:' .. sid, ARGV[5], 'EX', math.ceil(tonumber(ARGV[6])))
   end
   local indexes = redis.call('HGET', session, 'indexes')
@@ -98,12 +102,21 @@ if op == 'close' then
   redis.call('DEL', session)
   return 'ok'
 end
+if op == 'revoke' then
+  -- Only the session that was found, while it lives: not a later one under the same id, and
+  -- no hash (one that would never expire) where it closed meanwhile.
+  if tonumber(redis.call('HGET', session, 'opened')) ~= tonumber(ARGV[5]) then return 'gone' end
+  redis.call('HSET', session, 'ends', 0, 'ended_because', ARGV[6])
+  return 'ok'
+end
 -- open or refresh
 local started = tonumber(ARGV[5])
 local deadline = tonumber(ARGV[6])
 local guards = tonumber(ARGV[7])
-local exists = redis.call('EXISTS', session) == 1
+local exists = redis.call('HEXISTS', session, 'opened') == 1
 if not exists then
+  -- What a revoke left of a closed session before revokes were atomic: no fields, no expiry.
+  redis.call('DEL', session)
   -- A start, or an update, that was decided before its session's end was recorded: its
   -- record must not bring the session back (an update later than the end does).
   local closed = redis.call('GET', prefix .. 't:' .. sid)
@@ -133,8 +146,9 @@ return 'ok'
 
 
 class QueuedConnectionPool(aioredis.ConnectionPool):
-    """At most ``max_connections`` connections; a command that finds them all busy waits for one,
-    at most ``timeout`` seconds, in a queue: first come, first served.
+    """At most ``max_connections`` connections; a command that finds them all busy waits for one
+    in a queue, first come, first served, for as long as its caller lets it (``RedisState``: what
+    is left of the operation's deadline).
 
     redis-py's ``BlockingConnectionPool`` wakes one waiter per release through an
     ``asyncio.Condition``, and the woken waiter must then take the condition's lock again before
@@ -149,9 +163,8 @@ class QueuedConnectionPool(aioredis.ConnectionPool):
     was handed a connection but gave up before it could use it passes it on.
     """
 
-    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.timeout = timeout
         self._waiting: deque[asyncio.Future[AbstractConnection]] = deque()
 
     async def get_connection(
@@ -198,18 +211,15 @@ class QueuedConnectionPool(aioredis.ConnectionPool):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[AbstractConnection] = loop.create_future()
         self._waiting.append(waiter)
-        expiry = loop.call_later(self.timeout, _expire, waiter)
         try:
             return await waiter
         except BaseException:
             # Cancelled after a connection was handed over, before this task could run: the
             # connection goes to the next in line rather than back to an idle list nobody
             # watches.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            if waiter.done() and not waiter.cancelled():
                 await self.release(waiter.result())
             raise
-        finally:
-            expiry.cancel()
 
     async def release(self, connection: AbstractConnection) -> None:
         if connection not in self._in_use_connections:
@@ -229,11 +239,6 @@ class QueuedConnectionPool(aioredis.ConnectionPool):
         if self._event_dispatcher is not None:
             released = AsyncAfterConnectionReleasedEvent(connection)  # type: ignore[no-untyped-call]
             await self._event_dispatcher.dispatch_async(released)
-
-
-def _expire(waiter: asyncio.Future[AbstractConnection]) -> None:
-    if not waiter.done():
-        waiter.set_exception(RedisConnectionError("No connection available."))
 
 
 class StateUnavailableError(Exception):
@@ -280,7 +285,12 @@ class Snapshot:
 
 
 class RedisState:
-    """The shared backend; ``url`` is ``redis://host:port/db``."""
+    """The shared backend; ``url`` is ``redis://host:port/db``.
+
+    Each operation (a snapshot, a record, a revoke, ...) takes at most ``timeout`` seconds in
+    all, however many commands it sends: waiting for a connection, connecting, every command
+    and every answer share that one deadline, and missing it is a :class:`StateUnavailableError`.
+    """
 
     def __init__(
         self,
@@ -294,6 +304,7 @@ class RedisState:
         self.url = url
         self.idle = idle
         self.max_age = max_age
+        self.timeout = timeout
         self._clock = clock
         # A pool that queues, set explicitly: redis-py's default pool (``Redis.from_url``) refuses
         # a command at once when all its connections are busy ("Too many connections"; 100 from
@@ -302,9 +313,14 @@ class RedisState:
         pool = QueuedConnectionPool.from_url(
             url,
             max_connections=MAX_CONNECTIONS,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            # No timeout of its own for a connect, a write or a read: each would start the
+            # deadline again (an operation that waited for a connection could then wait as long
+            # for the answer); ``_deadline`` bounds the whole operation instead. None, not left
+            # out: redis-py's default is 5 s, and with a socket timeout it writes through
+            # ``asyncio.wait_for``, which on Python 3.11 drops a cancellation that arrives as the
+            # write completes: the deadline passed and the command waited its 5 s for an answer.
+            socket_timeout=None,
+            socket_connect_timeout=None,
             decode_responses=True,
             # Some vendors' JSON carries lone surrogates (Ant Media keeps them); a stream named
             # so must still have a key, and read back as the same name.
@@ -317,10 +333,30 @@ class RedisState:
     async def close(self) -> None:
         await self._redis.aclose()
 
+    @asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """One operation, within the state deadline; however it fails, StateUnavailableError.
+
+        Cancelling a command when the deadline passes leaves no answer behind for the next
+        command on its connection to read as its own: redis-py (8.1 on, as pinned) closes a
+        connection whose write or read is interrupted, cancellation included, and the pool
+        opens it again when it is next used.
+        """
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError as error:  # the deadline's; an OSError, so caught first
+            raise StateUnavailableError(
+                f"no answer within the state deadline of {self.timeout * 1000:g} ms"
+            ) from error
+        except (RedisError, OSError) as error:
+            raise StateUnavailableError(str(error) or type(error).__name__) from error
+
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
+            async with self._deadline():
+                return bool(await self._redis.ping())
+        except StateUnavailableError:
             return False
 
     async def snapshot(self, event: Event, extra: Sequence[tuple[str, str, str]] = ()) -> Snapshot:
@@ -344,10 +380,8 @@ class RedisState:
             connection_id(event),
             event.vendor,
         ]
-        try:
+        async with self._deadline():
             counts, denials, ends, rule, latest, reason = await self._snapshot(keys=keys, args=args)
-        except (RedisError, OSError) as error:
-            raise StateUnavailableError(str(error) or type(error).__name__) from error
         return Snapshot(
             counts=dict(zip(indexes, (int(c) for c in counts), strict=True)),
             denials=[float(d.split(":", 1)[0]) for d in denials],
@@ -361,7 +395,7 @@ class RedisState:
     async def record(self, event: Event, decision: Decision, snapshot: Snapshot | None) -> bool:
         """Apply ``decision``; ``False`` when a guarded admission lost a race (decide again)."""
         now = self._clock()
-        try:
+        async with self._deadline():
             if decision.effect is Effect.DENY and not event.is_notification and event.client_ip:
                 await self._record(
                     keys=[f"{PREFIX}d:{event.client_ip}"],
@@ -395,8 +429,6 @@ class RedisState:
                             TOMBSTONE_SECONDS,
                         ],
                     )
-        except (RedisError, OSError) as error:
-            raise StateUnavailableError(str(error) or type(error).__name__) from error
         return True
 
     async def _upsert(
@@ -420,7 +452,9 @@ class RedisState:
             "node": session.node,
             "vendor_session": session.vendor_session,
             "connection": session.connection,
-            "opened": session.opened,
+            # As text: Redis before 7 keeps 14 digits of a Lua number (a tenth of a millisecond
+            # of a time), and a late close and a revoke are told from this session by it.
+            "opened": str(session.opened),
             "last_seen": now,
             "updated": "1" if op == "refresh" else "0",
             "ends": session.ends if session.ends is not None else "",
@@ -450,35 +484,39 @@ class RedisState:
         """Every live session, read with SCAN (for re-checks after a reload and lifetime sweeps;
         never on the request path)."""
         sessions: list[Session] = []
-        try:
-            async for key in self._redis.scan_iter(match=f"{PREFIX}s:*", count=500):
-                raw = await self._redis.hgetall(key)
+        cursor = 0
+        while True:
+            # A page at a time, each within the deadline: many sessions take as many pages as
+            # they need, and a stalled Redis fails the listing within one deadline.
+            async with self._deadline():
+                cursor, keys = await self._redis.scan(cursor, match=f"{PREFIX}s:*", count=500)
+                page = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    page.hgetall(key)
+                hashes = await page.execute()
+            for key, raw in zip(keys, hashes, strict=True):
                 fields = {str(name): str(value) for name, value in raw.items()}
                 session = _session_from(str(key).removeprefix(f"{PREFIX}s:"), fields)
                 if session is not None:
                     sessions.append(session)
-        except (RedisError, OSError) as error:
-            raise StateUnavailableError(str(error) or type(error).__name__) from error
-        return sessions
+            if cursor == 0:
+                return sessions
 
     async def revoke(self, session: Session, reason: str) -> None:
-        """Mark ``session`` to be ended: its next update is denied with ``reason``."""
-        try:
-            await self._redis.hset(
-                f"{PREFIX}s:{session.id}", mapping={"ends": 0, "ended_because": reason}
+        """Mark ``session`` to be ended, if it is still live: its next update is denied with
+        ``reason``."""
+        async with self._deadline():
+            await self._record(
+                keys=[], args=["revoke", self._clock(), PREFIX, session.id, session.opened, reason]
             )
-        except (RedisError, OSError) as error:
-            raise StateUnavailableError(str(error) or type(error).__name__) from error
 
     async def end(self, session: Session) -> None:
         """Forget ``session``: a vendor's API ended it."""
-        try:
+        async with self._deadline():
             await self._record(
                 keys=[],
                 args=["close", self._clock(), PREFIX, session.id, self._clock(), TOMBSTONE_SECONDS],
             )
-        except (RedisError, OSError) as error:
-            raise StateUnavailableError(str(error) or type(error).__name__) from error
 
 
 def _session_from(sid: str, fields: dict[str, str]) -> Session | None:

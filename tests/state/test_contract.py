@@ -1,0 +1,203 @@
+"""One contract, two backends: the tests run against the memory state and a real redis-server,
+and both must answer alike.
+
+* A close that arrives late, from an earlier session under the same id, leaves the current
+  session live.
+* A revoke marks the session it was given only while that very session is live: not one that
+  has closed (nothing may be left behind in Redis), nor a later one under the same id.
+* Redis only: what a revoke after a close used to leave behind does not block that id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import redis as sync_redis
+from redis_server import RedisServer
+
+from castgate.events import Decision, Effect, Event
+from castgate.state.memory import MemoryState
+from castgate.state.redis import PREFIX, RedisState
+from castgate.state.sessions import Session
+
+ALLOWED = Decision(Effect.ALLOW, "", rule="studio")
+SESSION = "nginx_rtmp|127.0.0.1|7|cam7|publisher"
+REASON = "the reloaded policy denies it: studio closed"
+
+
+def _event(action: str, at: float) -> Event:
+    return Event(
+        vendor="nginx_rtmp",
+        action=action,
+        app="live",
+        stream="cam7",
+        client_ip="10.20.0.7",
+        session_id="7",
+        node="127.0.0.1",
+        role="publisher" if action in ("update", "publish_done") else "",
+        time=at,
+    )
+
+
+class Backend:
+    """Either backend behind the same awaited calls."""
+
+    def __init__(self, state: MemoryState | RedisState) -> None:
+        self.state = state
+
+    async def record(self, event: Event) -> None:
+        if isinstance(self.state, RedisState):
+            assert await self.state.record(event, ALLOWED, None)
+        else:
+            self.state.record(event, ALLOWED)
+
+    async def live(self) -> list[Session]:
+        if isinstance(self.state, RedisState):
+            return await self.state.live()
+        return self.state.live()
+
+    async def revoke(self, session: Session, reason: str) -> None:
+        if isinstance(self.state, RedisState):
+            await self.state.revoke(session, reason)
+        else:
+            self.state.revoke(session, reason)
+
+    async def only(self) -> Session:
+        sessions = await self.live()
+        assert [s.id for s in sessions] == [SESSION]
+        return sessions[0]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """``memory``, or the URL of a real redis-server started for the test."""
+    if request.param == "memory":
+        return "memory"
+    server: RedisServer = request.getfixturevalue("redis")
+    return server.url
+
+
+@asynccontextmanager
+async def opened(backend: str) -> AsyncIterator[Backend]:
+    if backend == "memory":
+        yield Backend(MemoryState())
+        return
+    store = RedisState(backend)
+    try:
+        yield Backend(store)
+    finally:
+        await store.close()
+
+
+def _key_of(backend: str) -> tuple[bool, int]:
+    """Whether the session's hash exists in Redis, and its time to live (-2: no key)."""
+    client = sync_redis.Redis.from_url(backend)
+    try:
+        key = f"{PREFIX}s:{SESSION}"
+        return bool(client.exists(key)), int(client.ttl(key))
+    finally:
+        client.close()
+
+
+def test_a_late_close_of_an_earlier_session_leaves_the_current_one_live(
+    backend: str,
+) -> None:
+    start = time.time()
+
+    async def scene() -> None:
+        async with opened(backend) as state:
+            await state.record(_event("publish", start))
+            await state.record(_event("publish_done", start + 5))
+            await state.record(_event("publish", start + 10))
+            # The first session's close, delivered again (a retry) after the second one opened.
+            await state.record(_event("publish_done", start + 5))
+            # Before the fix, Redis closed the second session: its stream went on uncounted.
+            assert (await state.only()).opened == start + 10
+            await state.record(_event("publish_done", start + 11))
+            assert await state.live() == []
+
+    asyncio.run(scene())
+
+
+def test_a_revoke_after_its_session_closed_leaves_nothing_behind(backend: str) -> None:
+    start = time.time()
+
+    async def scene() -> None:
+        async with opened(backend) as state:
+            await state.record(_event("publish", start))
+            found = await state.only()
+            # The session ends between the sweep that found it and its revoke.
+            await state.record(_event("publish_done", start + 1))
+            await state.revoke(found, REASON)
+            assert await state.live() == []
+            if backend != "memory":
+                # Before the fix: a hash of {ends, ended_because} that never expired, and every
+                # later record for the id failed inside the script (StateUnavailableError).
+                assert _key_of(backend) == (False, -2)
+            await state.record(_event("publish", start + 2))
+            await state.record(_event("update", start + 3))
+            again = await state.only()
+            assert (again.opened, again.updated, again.ended_because) == (start + 2, True, "")
+
+    asyncio.run(scene())
+
+
+def test_a_revoke_does_not_mark_a_later_session_under_the_same_id(backend: str) -> None:
+    start = time.time()
+
+    async def scene() -> None:
+        async with opened(backend) as state:
+            await state.record(_event("publish", start))
+            found = await state.only()
+            await state.record(_event("publish_done", start + 1))
+            await state.record(_event("publish", start + 2))
+            await state.revoke(found, REASON)
+            # Before the fix, both backends ended the new session for what the old one did.
+            later = await state.only()
+            assert (later.opened, later.ends, later.ended_because) == (start + 2, None, "")
+
+    asyncio.run(scene())
+
+
+def test_a_revoke_marks_a_live_session_and_keeps_its_expiry(backend: str) -> None:
+    start = time.time()
+
+    async def scene() -> None:
+        async with opened(backend) as state:
+            await state.record(_event("publish", start))
+            await state.revoke(await state.only(), REASON)
+            revoked = await state.only()
+            assert (revoked.ends, revoked.ended_because) == (0.0, REASON)
+            if backend != "memory":
+                exists, ttl = _key_of(backend)
+                assert exists and ttl > 0
+
+    asyncio.run(scene())
+
+
+@pytest.mark.redis
+def test_a_revokes_leftover_from_an_older_castgate_is_replaced_by_the_next_start(
+    redis: RedisServer,
+) -> None:
+    # What a revoke just after its session's close used to leave: two fields and no expiry.
+    # Every record for the id then failed inside the script, as if Redis were down.
+    client = sync_redis.Redis.from_url(redis.url)
+    try:
+        client.hset(f"{PREFIX}s:{SESSION}", mapping={"ends": 0, "ended_because": REASON})
+    finally:
+        client.close()
+    start = time.time()
+
+    async def scene() -> None:
+        async with opened(redis.url) as state:
+            await state.record(_event("publish", start))
+            session = await state.only()
+            assert (session.opened, session.ends, session.ended_because) == (start, None, "")
+
+    asyncio.run(scene())
+    exists, ttl = _key_of(redis.url)
+    assert exists and ttl > 0
