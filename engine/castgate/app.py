@@ -92,12 +92,12 @@ def create_app(settings: Settings, *, owns_process: bool = False) -> Starlette:
         )
         watching = asyncio.create_task(watcher.run())
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
             loop.add_signal_handler(signal.SIGHUP, watcher.request)
         try:
             yield {"gate": gate}
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(*_NO_SIGNAL_HANDLERS):
                 loop.remove_signal_handler(signal.SIGHUP)
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -120,6 +120,12 @@ def create_app(settings: Settings, *, owns_process: bool = False) -> Starlette:
     # a redirect from a hook as "rename the stream".
     app.router.redirect_slashes = False
     return app
+
+
+#: What a loop raises for a signal handler it cannot install: not on Windows (NotImplementedError),
+#: not outside the main thread (asyncio: RuntimeError; uvloop: ValueError). Served so, by a thread
+#: or on Windows, castgate reloads on file changes alone.
+_NO_SIGNAL_HANDLERS = (NotImplementedError, RuntimeError, ValueError)
 
 
 def set_aside_what_is_loaded() -> None:
