@@ -3,7 +3,9 @@ closures one by one, for random policies over every shape the generated source w
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -336,3 +338,24 @@ def test_policy_text_never_becomes_source(
     assert policy.decide(Event("testvendor", "play"), EMPTY_STATE).rule is None
     source = policy.candidates("testvendor", "play", "").source
     assert "import" not in source and "os" not in source
+
+
+def test_a_generated_function_is_freed_with_its_policy_without_a_collection(
+    tmp_path: Path, vendors: dict[str, Vendor], functions: dict[str, PolicyFunction]
+) -> None:
+    policy = _compile(
+        'rule r { on play  allow if stream.name == "x" }', tmp_path, vendors, functions
+    )
+    event = Event("testvendor", "play", stream="x")
+    policy.decide(event, EMPTY_STATE)
+    run = policy.candidates(event.vendor, event.action, event.app).run
+    assert run is not None
+    freed = weakref.ref(run)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del policy, run
+        assert freed() is None
+    finally:
+        if enabled:
+            gc.enable()

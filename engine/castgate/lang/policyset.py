@@ -346,7 +346,9 @@ def _generate(
     lines.append(f"    return {of(default)}")
     source = "\n".join(lines) + "\n"
     exec(compile(source, "<castgate candidates>", "exec"), names.values)
-    decide: Callable[[Event, SessionView], Decision] = names.values["decide"]
+    # Taken out of its own globals: left there, function and namespace would hold each other, and
+    # a policy a reload replaced would wait for a full collection to be freed.
+    decide: Callable[[Event, SessionView], Decision] = names.values.pop("decide")
     return source, decide
 
 
