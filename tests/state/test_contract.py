@@ -66,6 +66,12 @@ class Backend:
         else:
             self.state.revoke(session, reason)
 
+    async def end(self, session: Session) -> None:
+        if isinstance(self.state, RedisState):
+            await self.state.end(session)
+        else:
+            self.state.end(session)
+
     async def only(self) -> Session:
         sessions = await self.live()
         assert [s.id for s in sessions] == [SESSION]
@@ -159,6 +165,25 @@ def test_a_revoke_does_not_mark_a_later_session_under_the_same_id(backend: str) 
             # Before the fix, both backends ended the new session for what the old one did.
             later = await state.only()
             assert (later.opened, later.ends, later.ended_because) == (start + 2, None, "")
+
+    asyncio.run(scene())
+
+
+def test_an_end_does_not_close_a_later_session_under_the_same_id(backend: str) -> None:
+    # In the past: an end is recorded at the present, and must come after what it ends.
+    start = time.time() - 60
+
+    async def scene() -> None:
+        async with opened(backend) as state:
+            await state.record(_event("publish", start))
+            found = await state.only()
+            await state.record(_event("publish_done", start + 1))
+            await state.record(_event("publish", start + 2))
+            # The vendor's API ended the first session; the second goes on and is counted.
+            await state.end(found)
+            assert (await state.only()).opened == start + 2
+            await state.end(await state.only())
+            assert await state.live() == []
 
     asyncio.run(scene())
 

@@ -122,8 +122,11 @@ class MemoryState:
             live.ended_because = reason
 
     def end(self, session: Session) -> None:
-        """Forget ``session``: a vendor's API ended it."""
-        self._close(session.id, self._clock())
+        """Forget ``session``, if it is still live: a vendor's API ended it."""
+        live = self._sessions.get(session.id)
+        # A later session under the same id is not the one the vendor ended.
+        if live is not None and live.opened == session.opened:
+            self._close(session.id, self._clock())
 
     # internals
 

@@ -91,6 +91,8 @@ if op == 'close' then
   -- The late end of an earlier session under the same id: the one live now goes on.
   local opened = tonumber(redis.call('HGET', session, 'opened'))
   if opened and at < opened then return 'earlier' end
+  -- An end for one session found earlier (a vendor's API ended it): only while it lives.
+  if ARGV[7] and opened ~= tonumber(ARGV[7]) then return 'gone' end
   local closed = redis.call('GET', prefix .. 't:' .. sid)
   if not closed or tonumber(closed) < at then
     redis.call('SET', prefix .. 't:' .. sid, ARGV[5], 'EX', math.ceil(tonumber(ARGV[6])))
@@ -511,11 +513,12 @@ class RedisState:
             )
 
     async def end(self, session: Session) -> None:
-        """Forget ``session``: a vendor's API ended it."""
+        """Forget ``session``, if it is still live: a vendor's API ended it."""
+        now = self._clock()
         async with self._deadline():
             await self._record(
                 keys=[],
-                args=["close", self._clock(), PREFIX, session.id, self._clock(), TOMBSTONE_SECONDS],
+                args=["close", now, PREFIX, session.id, now, TOMBSTONE_SECONDS, session.opened],
             )
 
 
