@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from castgate.lang.checker import check_policies
 from castgate.lang.parser import parse_policy
 
@@ -19,3 +21,38 @@ def test_rules_testing_one_let_list_share_one_set() -> None:
     prepared = {id(value) for value in checked.notes.prepared.values()}
     assert len(checked.notes.prepared) == 3
     assert len(prepared) == 1
+
+
+def _diagnostics(text: str) -> list[tuple[str, int, int, str]]:
+    checked = check_policies(
+        [(parse_policy(text, "p.policy"), Path())], vendors={}, functions={}, env={}
+    )
+    return [(d.code.value, d.line, d.column, d.message) for d in checked.diagnostics]
+
+
+@pytest.mark.parametrize(
+    ("argument", "found"), [("{a: 1}", "object"), ("10.0.0.0/8", "ip"), ("[1, 2]", "list")]
+)
+def test_a_load_function_given_no_text_is_one_type_error_not_a_crash(
+    argument: str, found: str
+) -> None:
+    # `lines` ran with the dict, address or list itself and raised TypeError.
+    text = f"let k = lines({argument})\nrule r {{ on publish  allow if stream.name in k }}"
+    assert _diagnostics(text) == [("E301", 1, 15, f"`lines` needs a string here, not a {found}")]
+
+
+def test_a_time_window_in_a_list_tested_with_in_is_a_type_error_not_a_crash() -> None:
+    # The list was taken for addresses and IpSet raised AttributeError on the window.
+    text = (
+        'let showtime = weekdays mon..fri 06:00..23:30 "UTC"\n'
+        "rule r { on publish  allow if client.ip in [showtime, 10.0.0.0/8] }"
+    )
+    assert _diagnostics(text) == [
+        (
+            "E301",
+            2,
+            44,
+            "`in` looks through a list of values or addresses; this one holds a time window or "
+            "a set",
+        )
+    ]

@@ -57,6 +57,8 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NETWORKS = (IPv4Network, IPv6Network)
 _SCALARS = (str, int, float, bool)
 _PLAIN = (*_SCALARS, tuple, dict)
+#: What a constant list tested with `in` may hold: values, and addresses (an IP set is made).
+_LISTED = (*_PLAIN, *_NETWORKS)
 #: What `<`, `<=`, `>`, `>=` accept on either side.
 _ORDERED = (Type.NUMBER, Type.STRING, Type.DURATION, Type.TIME, Type.ANY)
 
@@ -692,6 +694,18 @@ class _Checker:
                 f"`{function.name}` runs when the policy loads, so its arguments must be constants",
             )
             return NOT_CONSTANT
+        for arg, value, wanted in zip(node.args, args, function.params, strict=False):
+            # `argument` lets vendor data (any type) and addresses pass for text; a load
+            # function must get the text itself (a file name, a variable name).
+            if wanted is Type.STRING and not isinstance(value, str):
+                found = self.types[arg]
+                if found in (Type.IP, Type.ANY):  # other types `argument` reported already
+                    self.error(
+                        Code.TYPE_MISMATCH,
+                        arg.span,
+                        f"`{function.name}` needs a string here, not a {found}",
+                    )
+                return NOT_CONSTANT
         assert self.load is not None
         try:
             return function.impl(self.load, *args)
@@ -841,7 +855,16 @@ class _Checker:
                 Code.TYPE_MISMATCH, node.right.span, f"`in` needs a list or set, not a {right}"
             )
         if right is Type.LIST and isinstance(container, tuple):
-            self.notes.prepared[node] = self.set_of(container)
+            if all(isinstance(x, _LISTED) for x in container):
+                self.notes.prepared[node] = self.set_of(container)
+            else:
+                self.error(
+                    Code.TYPE_MISMATCH,
+                    node.right.span,
+                    "`in` looks through a list of values or addresses; this one holds a time "
+                    "window or a set",
+                    "test each on its own: `now in showtime`, `client.ip in blocked`",
+                )
 
     def set_of(self, items: tuple[Any, ...]) -> Any:
         # Every rule that tests against the same `let` list shares one set.
@@ -993,7 +1016,7 @@ def _clock_seconds(text: str) -> int | None:
 
 def _set_of(items: tuple[Any, ...]) -> Any:
     """The fastest container for a constant list used with ``in``."""
-    if items and all(not isinstance(x, _PLAIN) for x in items):
+    if items and all(isinstance(x, _NETWORKS) for x in items):
         return IpSet(items)
     if all(isinstance(x, str) for x in items):
         return frozenset(items)
