@@ -246,17 +246,19 @@ async def _decide_shared(
             )
         return decision
     extra: tuple[tuple[str, str, str], ...] = ()
+    windows = policy.denial_windows
     for _ in range(_SHARED_ATTEMPTS):
         try:
-            snapshot = await store.snapshot(event, extra)
+            snapshot = await store.snapshot(event, extra, windows)
         except StateUnavailableError as error:
             return await _without_state(gate, vendor, event, policy, error)
         decision = await _decided_by_gate(
             gate, vendor, event, policy, snapshot, snapshot.ends, snapshot.rule, snapshot.reason
         )
-        if snapshot.missed:
+        if snapshot.missed or snapshot.missed_windows:
             # The policy read a count the snapshot did not hold: fetch it and decide again.
             extra = (*extra, *sorted(snapshot.missed))
+            windows = (*windows, *sorted(snapshot.missed_windows))
             continue
         try:
             if await store.record(event, decision, snapshot):

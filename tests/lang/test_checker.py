@@ -56,3 +56,20 @@ def test_a_time_window_in_a_list_tested_with_in_is_a_type_error_not_a_crash() ->
             "a set",
         )
     ]
+
+
+def test_the_constant_windows_of_sessions_denials_are_collected_once_each() -> None:
+    text = (
+        "let w = 10s\n"
+        'rule a { on publish  deny "x" if sessions.denials(client.ip, 1m) > 3 or '
+        "sessions.denials(params.key, w) > 1 }\n"
+        'rule b { on play  deny "y" if sessions.denials(client.ip, 60s) > 3 }\n'
+        # Read from the event: the shared state counts it once asked (a second round trip).
+        'rule c { on play  deny "z" if sessions.denials(client.ip, params.window) > 3 }\n'
+        'rule d { on play  deny "z" if sessions.viewers(stream.name) > 3 }\n'
+    )
+    checked = check_policies(
+        [(parse_policy(text, "p.policy"), Path())], vendors={}, functions={}, env={}
+    )
+    assert not checked.diagnostics
+    assert checked.denial_windows == (10.0, 60.0)

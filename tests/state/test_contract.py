@@ -5,6 +5,8 @@ and both must answer alike.
   session live.
 * A revoke marks the session it was given only while that very session is live: not one that
   has closed (nothing may be left behind in Redis), nor a later one under the same id.
+* Denials are counted per client address, within the window asked for (at most an hour), and
+  only the latest ``DENIALS_KEPT`` are kept; any other key has none.
 * Redis only: what a revoke after a close used to leave behind does not block that id.
 """
 
@@ -20,11 +22,12 @@ import redis as sync_redis
 from redis_server import RedisServer
 
 from castgate.events import Decision, Effect, Event
-from castgate.state.memory import MemoryState
+from castgate.state.memory import DENIALS_KEPT, RATE_HORIZON_SECONDS, MemoryState
 from castgate.state.redis import PREFIX, RedisState
 from castgate.state.sessions import Session
 
 ALLOWED = Decision(Effect.ALLOW, "", rule="studio")
+DENIED = Decision(Effect.DENY, "slow down", rule="brute_force")
 SESSION = "nginx_rtmp|127.0.0.1|7|cam7|publisher"
 REASON = "the reloaded policy denies it: studio closed"
 
@@ -49,11 +52,18 @@ class Backend:
     def __init__(self, state: MemoryState | RedisState) -> None:
         self.state = state
 
-    async def record(self, event: Event) -> None:
+    async def record(self, event: Event, decision: Decision = ALLOWED) -> None:
         if isinstance(self.state, RedisState):
-            assert await self.state.record(event, ALLOWED, None)
+            assert await self.state.record(event, decision, None)
         else:
-            self.state.record(event, ALLOWED)
+            self.state.record(event, decision)
+
+    async def denials(self, event: Event, key: str, window: float) -> int:
+        """``sessions.denials(key, window)`` as a policy deciding ``event`` reads it."""
+        if isinstance(self.state, RedisState):
+            snapshot = await self.state.snapshot(event, windows=(window,))
+            return snapshot.rate("deny", key, window)
+        return self.state.rate("deny", key, window)
 
     async def live(self) -> list[Session]:
         if isinstance(self.state, RedisState):
@@ -87,12 +97,21 @@ def backend(request: pytest.FixtureRequest) -> str:
     return server.url
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @asynccontextmanager
-async def opened(backend: str) -> AsyncIterator[Backend]:
+async def opened(backend: str, clock: Clock | None = None) -> AsyncIterator[Backend]:
+    read = clock or time.time
     if backend == "memory":
-        yield Backend(MemoryState())
+        yield Backend(MemoryState(clock=read))
         return
-    store = RedisState(backend)
+    store = RedisState(backend, clock=read)
     try:
         yield Backend(store)
     finally:
@@ -226,3 +245,68 @@ def test_a_revokes_leftover_from_an_older_castgate_is_replaced_by_the_next_start
     asyncio.run(scene())
     exists, ttl = _key_of(redis.url)
     assert exists and ttl > 0
+
+
+def test_denials_are_counted_per_address_within_the_window(backend: str) -> None:
+    clock = Clock()
+    publish = _event("publish", clock.now)
+
+    async def scene() -> None:
+        async with opened(backend, clock) as state:
+            for _ in range(3):
+                await state.record(publish, DENIED)
+                clock.now += 20
+            await state.record(_event("publish_done", clock.now), DENIED)  # not a request
+            # Denied at 0, 20 and 40 s; asked at 60 s.
+            assert await state.denials(publish, "10.20.0.7", 60) == 3
+            assert await state.denials(publish, "10.20.0.7", 30) == 1
+            assert await state.denials(publish, "10.20.0.7", 20) == 1  # 20 s ago is within
+            assert await state.denials(publish, "192.0.2.1", 60) == 0
+            # Only addresses are recorded: before the fix, Redis answered any key with the
+            # address's count (memory: 0), so `sessions.denials(params.key, 1m)` differed.
+            assert await state.denials(publish, "a-stream-key", 60) == 0
+            clock.now += RATE_HORIZON_SECONDS - 30
+            # The last denial was 10 s within the hour, the one before 10 s past it: a longer
+            # window looks back the hour only.
+            assert await state.denials(publish, "10.20.0.7", 2 * RATE_HORIZON_SECONDS) == 1
+
+    asyncio.run(scene())
+
+
+def test_only_the_latest_denials_of_an_address_are_kept(backend: str) -> None:
+    clock = Clock()
+    publish = _event("publish", clock.now)
+
+    async def scene() -> None:
+        async with opened(backend, clock) as state:
+            for _ in range(DENIALS_KEPT + 5):
+                await state.record(publish, DENIED)
+                clock.now += 0.01
+            # Before the fix, Redis kept every one and sent them all with each snapshot.
+            assert await state.denials(publish, "10.20.0.7", 600) == DENIALS_KEPT
+
+    asyncio.run(scene())
+
+
+@pytest.mark.redis
+def test_a_window_the_snapshot_was_not_given_is_asked_for(redis: RedisServer) -> None:
+    clock = Clock()
+    publish = _event("publish", clock.now)
+
+    async def scene() -> None:
+        async with opened(redis.url, clock) as backend:
+            state = backend.state
+            assert isinstance(state, RedisState)
+            for _ in range(3):
+                await backend.record(publish, DENIED)
+            first = await state.snapshot(publish, windows=(60,))
+            assert first.rate("deny", "10.20.0.7", 60) == 3
+            assert first.rate("deny", "10.20.0.7", 30) == 0  # not counted: the gate asks again
+            assert first.missed_windows == {30.0}
+            again = await state.snapshot(publish, windows=sorted(first.missed_windows))
+            assert again.rate("deny", "10.20.0.7", 30) == 3
+            assert not again.missed_windows
+            with pytest.raises(TypeError):  # a vendor's text as a window fails the rule
+                again.rate("deny", "10.20.0.7", "30")  # type: ignore[arg-type]
+
+    asyncio.run(scene())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis as sync_redis
 from redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -277,3 +278,41 @@ def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
     finally:
         gate.stop()
     assert "not recorded" in (tmp_path / "plain.log").read_text()
+
+
+def _scripts_run(url: str) -> int:
+    client = sync_redis.Redis.from_url(url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+def test_two_processes_share_denials_counted_in_one_round_trip(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "denials"
+    folder.mkdir()
+    (folder / "denials.policy").write_text(
+        "rule brute_force {\n"
+        "  on publish from nginx_rtmp\n"
+        '  deny "slow down" if sessions.denials(client.ip, 1m) >= 3\n'
+        "}\n"
+        'rule keyed { on publish from nginx_rtmp  allow if params.key == "good" }\n'
+    )
+    gates = [Castgate(folder, redis.url, tmp_path / f"denials{i}.log") for i in range(2)]
+    try:
+        assert send([(gates[0].hook, body("publish", clientid=1, key="good"))]) == [200]
+        for i in range(3):
+            wrong = body("publish", name=f"try{i}", clientid=10 + i, key="guess")
+            assert send([(gates[i % 2].hook, wrong)]) == [403]
+        before = _scripts_run(redis.url)
+        right = body("publish", name="cam2", clientid=20, key="good")
+        assert send([(gates[1].hook, right)]) == [403]  # three denials, two of them elsewhere
+        # The snapshot counted the policy's window up front, then the denial was recorded: two
+        # scripts. A window it was not given would have cost a second snapshot.
+        assert _scripts_run(redis.url) - before == 2
+    finally:
+        for gate in gates:
+            gate.stop()
+    assert '"rule": "brute_force"' in (tmp_path / "denials1.log").read_text()

@@ -165,6 +165,7 @@ def _compile_sources(
         files,
         digest.hexdigest()[:12],
         reads_sessions=checked.reads_sessions,
+        denial_windows=checked.denial_windows,
         calls_out=checked.calls_out,
     )
 

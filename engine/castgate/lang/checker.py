@@ -142,6 +142,24 @@ class CheckedPolicy:
             for ref in self.notes.refs.values()
         )
 
+    @property
+    def denial_windows(self) -> tuple[float, ...]:
+        """The constant windows of ``sessions.denials``, smallest first: a shared state counts
+        the denials within each of them up front, in the round trip that fetches the rest."""
+        return tuple(
+            sorted(
+                {
+                    float(window)
+                    for node, ref in self.notes.refs.items()
+                    if isinstance(ref, FunctionRef)
+                    and ref.function.name == "sessions.denials"
+                    and isinstance(node, ast.Call)
+                    and len(node.args) == 2
+                    and type(window := self.notes.const(node.args[1])) in (int, float)
+                }
+            )
+        )
+
 
 def check_policies(
     files: Iterable[tuple[ast.PolicyFile, Path]],

@@ -84,6 +84,7 @@ class PolicySet:
         version: str,
         *,
         reads_sessions: bool = True,
+        denial_windows: Sequence[float] = (),
         calls_out: bool = False,
         data_files: Sequence[Path] = (),
     ) -> None:
@@ -95,6 +96,9 @@ class PolicySet:
         #: Whether deciding can read live-session state; a shared backend skips fetching it
         #: when not.
         self.reads_sessions = reads_sessions
+        #: The constant windows of ``sessions.denials`` calls, for a shared backend to count up
+        #: front (a window it was not given costs a second round trip).
+        self.denial_windows = tuple(denial_windows)
         #: Whether a decision may wait on a function that calls out (so must not run on the
         #: event loop).
         self.calls_out = calls_out

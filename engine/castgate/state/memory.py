@@ -29,6 +29,9 @@ from castgate.state.sessions import (
 TOMBSTONE_SECONDS = 600.0
 #: How long denials are kept for rates; ``sessions.denials(key, window)`` looks back at most this.
 RATE_HORIZON_SECONDS = 3600.0
+#: Denials kept per address, the latest: an address denied without pause must not grow its
+#: record, or the cost of counting it, without bound. Past this, the count says "this many or more".
+DENIALS_KEPT = 10_000
 _ROLES = ("publisher", "viewer")
 
 
@@ -73,7 +76,7 @@ class MemoryState:
         stamps = self._denials.get(key)
         if not stamps:
             return 0
-        since = self._clock() - window
+        since = self._clock() - min(window, RATE_HORIZON_SECONDS)
         return sum(1 for stamp in stamps if stamp >= since)
 
     def returning(self, event: Event, grace: float) -> bool:
@@ -194,7 +197,7 @@ class MemoryState:
     def _denied(self, key: str) -> None:
         stamps = self._denials.get(key)
         if stamps is None:
-            stamps = deque(maxlen=10_000)
+            stamps = deque(maxlen=DENIALS_KEPT)
         stamps.append(self._clock())
         self._denials[key] = stamps  # re-set so the entry lives an hour past its last denial
 

@@ -3,8 +3,9 @@
 A decision takes two round trips when the policy reads ``sessions.*`` and one when it does not:
 
 1. a *snapshot* script reads the counts the event can need (its stream, app, address and key, for
-   publishers and viewers), its address's recent denials, its own session's lifetime and whether
-   the same publisher was live; the policy decides against that snapshot;
+   publishers and viewers), how many times its address was denied within each window the policy
+   names, its own session's lifetime and whether the same publisher was live; the policy decides
+   against that snapshot;
 2. a *record* script applies the decision. When it admits a session it first checks, inside
    Redis, that every count the decision read is unchanged ("guards"); if another process admitted
    a session meanwhile, the script refuses and the decision is made again on a fresh snapshot.
@@ -12,7 +13,8 @@ A decision takes two round trips when the policy reads ``sessions.*`` and one wh
 
 Keys (prefix ``castgate:``): ``s:<session>`` a hash per live session, expiring with it;
 ``i:<role>:<scope>:<value>`` a sorted set of session ids scored by when each expires;
-``t:<session>`` remembers a close for ten minutes; ``d:<address>`` denial times for an hour.
+``t:<session>`` remembers a close for ten minutes; ``d:<address>`` denial times for an hour, the
+latest ``DENIALS_KEPT`` of them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from redis.event import AsyncAfterConnectionReleasedEvent
 from redis.exceptions import RedisError
 
 from castgate.events import Decision, Effect, Event
-from castgate.state.memory import RATE_HORIZON_SECONDS, TOMBSTONE_SECONDS
+from castgate.state.memory import DENIALS_KEPT, RATE_HORIZON_SECONDS, TOMBSTONE_SECONDS
 from castgate.state.sessions import (
     KEY_PARAM,
     Change,
@@ -59,7 +61,11 @@ for i = 1, count_keys do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   counts[i] = redis.call('ZCARD', KEYS[i])
 end
-local denials = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 1], now - tonumber(ARGV[3]), '+inf')
+-- Counts, never the times themselves: an address denied without pause has thousands.
+local denials = {}
+for w = 1, tonumber(ARGV[3]) do
+  denials[w] = redis.call('ZCOUNT', KEYS[count_keys + 1], now - tonumber(ARGV[8 + w]), '+inf')
+end
 local own = redis.call('HMGET', KEYS[count_keys + 2], 'ends', 'rule', 'ended_because')
 local latest = -1
 local publishers = redis.call('ZRANGEBYSCORE', KEYS[count_keys + 3], now, '+inf')
@@ -83,6 +89,7 @@ local session = prefix .. 's:' .. sid
 if op == 'deny' then
   redis.call('ZADD', KEYS[1], now, ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[6]))
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[7]))
   redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[6])))
   return 'ok'
 end
@@ -252,7 +259,9 @@ class Snapshot:
     """What one decision may read, fetched before deciding; records what it did read."""
 
     counts: dict[tuple[str, str, str], int]
-    denials: list[float]
+    #: The address the denials were counted for, and per window (seconds) how many.
+    client_ip: str
+    denials: dict[float, int]
     now: float
     returning_seen: float
     ends: float | None
@@ -263,6 +272,8 @@ class Snapshot:
     read: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: Counts the decision asked for that the snapshot did not have.
     missed: set[tuple[str, str, str]] = field(default_factory=set)
+    #: Denial windows the decision asked for that the snapshot did not count.
+    missed_windows: set[float] = field(default_factory=set)
 
     def count(self, role: str, scope: str, key: str) -> int:
         roles = _ROLES if role == "any" else (role,)
@@ -277,10 +288,14 @@ class Snapshot:
         return total
 
     def rate(self, name: str, key: str, window: float) -> int:
-        if name != "deny":
+        # Denials are recorded per client address only, as in memory: any other key has none.
+        if name != "deny" or key != self.client_ip:
             return 0
-        since = self.now - window
-        return sum(1 for stamp in self.denials if stamp >= since)
+        window = _denial_window(window)
+        if window not in self.denials:
+            self.missed_windows.add(window)
+            return 0
+        return self.denials[window]
 
     def returning(self, event: Event, grace: float) -> bool:
         return self.returning_seen >= 0 and self.now - self.returning_seen <= grace
@@ -361,8 +376,16 @@ class RedisState:
         except StateUnavailableError:
             return False
 
-    async def snapshot(self, event: Event, extra: Sequence[tuple[str, str, str]] = ()) -> Snapshot:
+    async def snapshot(
+        self,
+        event: Event,
+        extra: Sequence[tuple[str, str, str]] = (),
+        windows: Sequence[float] = (),
+    ) -> Snapshot:
+        """What deciding ``event`` may read: the counts it can need plus ``extra``, and the
+        address's denials within each of ``windows`` (seconds)."""
         indexes = list(dict.fromkeys([*_indexes_of(event), *extra]))
+        windows = list(dict.fromkeys(_denial_window(w) for w in windows))
         now = self._clock()
         key = event.params.get(KEY_PARAM)
         own_role = event.role or ("publisher" if event.action == "publish" else "viewer")
@@ -375,18 +398,20 @@ class RedisState:
         args: list[str | float | int] = [
             now,
             len(indexes),
-            RATE_HORIZON_SECONDS,
+            len(windows),
             PREFIX,
             event.client_ip,
             key if isinstance(key, str) else "",
             connection_id(event),
             event.vendor,
+            *windows,
         ]
         async with self._deadline():
             counts, denials, ends, rule, latest, reason = await self._snapshot(keys=keys, args=args)
         return Snapshot(
             counts=dict(zip(indexes, (int(c) for c in counts), strict=True)),
-            denials=[float(d.split(":", 1)[0]) for d in denials],
+            client_ip=event.client_ip,
+            denials=dict(zip(windows, (int(d) for d in denials), strict=True)),
             now=now,
             returning_seen=float(latest),
             ends=float(ends) if ends else None,
@@ -408,6 +433,7 @@ class RedisState:
                         "",
                         f"{now}:{uuid.uuid4().hex[:8]}",
                         RATE_HORIZON_SECONDS,
+                        DENIALS_KEPT,
                     ],
                 )
             change = change_for(event, decision)
@@ -546,6 +572,14 @@ def _session_from(sid: str, fields: dict[str, str]) -> Session | None:
         )
     except (KeyError, ValueError, TypeError):
         return None  # half-written or expired between SCAN and HGETALL
+
+
+def _denial_window(window: float) -> float:
+    """A window as the snapshot counts it: seconds, at most the hour denials are kept (as the
+    memory state looks back); anything but a number fails the rule, as it does in memory."""
+    if isinstance(window, bool) or not isinstance(window, int | float):
+        raise TypeError(f"a window is a duration, not {type(window).__name__}")
+    return float(min(window, RATE_HORIZON_SECONDS))
 
 
 def _indexes_of(event: Event) -> list[tuple[str, str, str]]:
