@@ -459,7 +459,7 @@ class _Cycle:
         self.itself = self
 
 
-def test_setting_aside_again_collects_the_cycles_a_reload_let_go() -> None:
+def test_setting_aside_again_collects_cycles_frozen_earlier() -> None:
     let_go = _Cycle()
     collected = weakref.ref(let_go)
     gc.freeze()
