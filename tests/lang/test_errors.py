@@ -108,16 +108,33 @@ def test_a_lone_surrogate_is_reported_in_printable_text() -> None:
     report.encode("utf-8")
 
 
-def test_a_number_too_large_is_reported_with_the_limit() -> None:
+def test_a_number_too_large_is_reported_with_the_limit_and_a_window_of_its_line() -> None:
     digits = "9" * 310
+    # The line was printed whole: 5,000 digits made a 5,000-column snippet and caret row.
     assert _report(f"rule r {{ allow if client.port < {digits} }}\n") == (
         "c.policy:1:33: E309: integer literal too long: 310 digits\n"
-        f"   1 | rule r {{ allow if client.port < {digits} }}\n"
-        f"     |                                 {'^' * 310}\n"
+        f"   1 | rule r {{ allow if client.port < {digits[:88]}…\n"
+        f"     |                                 {'^' * 88}\n"
         "     = a number, or a duration in seconds, is at most about 1.8e308 (309 digits)\n"
         "\n"
         "1 error in policy"
     )
+
+
+def test_a_spot_far_along_a_long_line_is_shown_with_what_comes_before_it() -> None:
+    name = "x" * 300
+    report = _report(f'rule r {{ allow if stream.name == "{name}" and zz == 1 }}\n')
+    head, line, caret = report.splitlines()[:3]
+    assert head == "c.policy:1:341: E201: unknown name `zz`"
+    assert line == f'   1 | …{"x" * 105}" and zz == 1 }}'
+    assert caret == "     | " + " " * 112 + "^^"
+    assert caret.index("^") == line.index("zz")
+
+
+def test_a_control_character_quoted_in_a_message_shows_as_its_picture() -> None:
+    # The zone name reached the terminal raw: a NUL (or an escape sequence) in the message.
+    report = _report('let w = weekdays mon "Eu\\u0000\\u001b[2J"\nrule r { allow if now in w }\n')
+    assert report.splitlines()[0] == "c.policy:1:22: E306: unknown time zone `Eu␀␛[2J`"
 
 
 def test_an_unprintable_character_outside_a_string_is_named_by_its_code() -> None:

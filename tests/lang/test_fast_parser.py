@@ -568,7 +568,7 @@ def test_literals_lark_s_tree_builder_fails_on_are_left_to_lark(source: str, cod
         "let x = 1 # no newline at the end",
         "let x = 1\r\n# crlf\r\nlet y = 2\r\n",
         'let x = "é✓𝄞" + "\\u00e9\\uD83D\\uDE00\\"\\\\\\/"',
-        'let x = "\\\\ud800" + "\\u0000\x7f\x85"',
+        'let x = "\\\\ud800" + "\\u0000\\u007f\\u0085"',
         f"let x = [{LARGEST}, -{LARGEST}, {LARGEST}.0, 1.{LARGEST}]",
         f"let x = 1{'0' * 303}d + 9{'0' * 306}s9{'0' * 306}s",
     ],

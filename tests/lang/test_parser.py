@@ -197,6 +197,10 @@ LARGEST = str(int(sys.float_info.max))
             "control character U+000D in a string: write \\r",
         ),
         ('let x = {"k\x08": 1}', "E103", 1, 12, "control character U+0008 in a string: write \\b"),
+        # JSON takes DEL and the C1 controls raw; in a policy they would not show.
+        ('let x = "a\x7fb"', "E103", 1, 11, "control character U+007F in a string: write \\u007f"),
+        ('let x = "a\x85"', "E103", 1, 11, "control character U+0085 in a string: write \\u0085"),
+        ('let x = "\x9f"', "E103", 1, 10, "control character U+009F in a string: write \\u009f"),
         ('let x = weekdays mon "U\tTC"', "E103", 1, 24, "control character U+0009"),
         ('let x = daily 06:00..07:00 "U\tTC"', "E103", 1, 30, "control character U+0009"),
         ('let x = dates 2026-12-24 "U\tTC"', "E103", 1, 28, "control character U+0009"),

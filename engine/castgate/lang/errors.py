@@ -48,12 +48,18 @@ class Code(StrEnum):
     BAD_RESPONSE = "E502"
 
 
-#: Control characters as their pictures (U+2400...), surrogates (no characters) as U+FFFD.
+#: Control characters as their pictures (U+2400...); the C1 controls, which have none, and
+#: surrogates (no characters) as U+FFFD.
 _VISIBLE = (
     {code: 0x2400 + code for code in range(0x20)}
     | {0x7F: 0x2421}
+    | dict.fromkeys(range(0x80, 0xA0), 0xFFFD)
     | dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
 )
+
+
+#: The most columns of a source line a diagnostic shows.
+_SHOWN_COLUMNS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +83,28 @@ class Diagnostic:
     def render(self) -> str:
         """``file:line:col: code: message``, the source line, a caret under the spot, a hint."""
         head = f"{self.file}:{self.line}:{self.column}: {self.code.value}: {self.message}"
-        lines = [head]
+        # Messages quote policy text (a zone name, a pattern): its control characters too must
+        # not act on the terminal.
+        lines = [head.translate(_VISIBLE)]
         if self.source_line:
             # A tab is one column wide, as it counts; other control characters show as their
             # pictures, one column wide too, rather than acting on the terminal.
             text = self.source_line.rstrip("\r\n").expandtabs(1).translate(_VISIBLE)
+            width = max(1, min(self.width, len(text) - self.column + 1))
+            start = self.column - 1
+            if len(text) > _SHOWN_COLUMNS:
+                # A long line (a 5,000-digit number, generated rules) is shown around the spot.
+                first = 0
+                if start >= _SHOWN_COLUMNS // 2:
+                    first = min(start - _SHOWN_COLUMNS // 3, len(text) - _SHOWN_COLUMNS)
+                last = first + _SHOWN_COLUMNS
+                text = ("…" if first else "") + text[first:last] + ("…" if last < len(text) else "")
+                start = start - first + (1 if first else 0)
+                width = min(width, last - (self.column - 1))
             gutter = f"{self.line:>4} | "
             lines.append(f"{gutter}{text}")
-            caret = " " * (len(gutter) - 2) + "| " + " " * (self.column - 1)
-            lines.append(caret + "^" * max(1, min(self.width, len(text) - self.column + 1)))
+            caret = " " * (len(gutter) - 2) + "| " + " " * start
+            lines.append(caret + "^" * max(1, width))
         if self.hint:
             lines.append(f"     = {self.hint}")
         return "\n".join(lines)

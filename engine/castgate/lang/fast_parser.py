@@ -73,7 +73,7 @@ PUNCTUATION: Final = (
 _SPACES = r"[ \t\x0c\r]*+"
 _LAYOUT = rf"(?:\n|{TERMINALS['COMMENT']})(?:{TERMINALS['WS']}|{TERMINALS['COMMENT']})*+"
 # A string without escapes, control characters or surrogates is its own value: no json.loads.
-_PLAIN_STRING = r'"[^"\\\x00-\x1f\ud800-\udfff]*"'
+_PLAIN_STRING = r'"[^"\\\x00-\x1f\x7f-\x9f\ud800-\udfff]*"'
 
 
 def _token_pattern(*terminals: tuple[str, str]) -> re.Pattern[str]:
@@ -131,6 +131,8 @@ _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 #: The largest number or number of seconds a literal may hold: the largest finite float.
 MAX_NUMBER: Final = sys.float_info.max
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# DEL and the C1 controls: JSON takes them raw, but in a policy they would be invisible.
+_RAW_INVISIBLE = re.compile("[\x7f-\x9f]")
 
 
 def duration_seconds(text: str) -> float:
@@ -156,8 +158,11 @@ def number_value(text: str) -> int | float:
 
 def string_value(text: str) -> str:
     """The value of a STRING literal (quotes included). Raises :class:`ValueError` for a raw
-    control character, which JSON refuses too, and for a lone surrogate (``"\\ud800"``), which
-    is half of a UTF-16 pair and no character: it cannot be encoded, printed or matched."""
+    control character (C0, which JSON refuses too, DEL or C1: escaped, they are accepted), and
+    for a lone surrogate (``"\\ud800"``), which is half of a UTF-16 pair and no character: it
+    cannot be encoded, printed or matched."""
+    if _RAW_INVISIBLE.search(text):
+        raise ValueError(f"a raw control character: {text!r}")
     value = json.loads(text)
     if not isinstance(value, str) or _SURROGATE.search(value):
         raise ValueError(f"not a string of characters: {text}")

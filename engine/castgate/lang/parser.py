@@ -358,7 +358,7 @@ def _string_problem(token: Token) -> _Problem:
     line, column = token.line or 1, token.column or 1
     for piece in _STRING_PIECE.finditer(text, 1, len(text) - 1):
         at, escape = column + piece.start(), piece.group()
-        if len(escape) == 1 and ord(escape) < 0x20:
+        if len(escape) == 1 and (ord(escape) < 0x20 or 0x7F <= ord(escape) <= 0x9F):
             spelled = _SHORT_ESCAPES.get(escape, f"\\u{ord(escape):04x}")
             return _Problem(
                 Code.BAD_STRING,
