@@ -115,12 +115,16 @@ class Castgate:
                 self.process.wait(timeout=10)
 
 
+def _policy_folder(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / f"{name}.policy").write_text(text)
+    return folder
+
+
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
-    folder = tmp_path / "policies"
-    folder.mkdir()
-    (folder / "limits.policy").write_text(POLICY)
-    return folder
+    return _policy_folder(tmp_path, "limits", POLICY)
 
 
 @pytest.fixture
@@ -264,10 +268,10 @@ def test_redis_down_fails_open_where_configured(
 def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
     redis: RedisServer, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "plain"
-    folder.mkdir()
-    (folder / "plain.policy").write_text(
-        'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n'
+    folder = _policy_folder(
+        tmp_path,
+        "plain",
+        'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n',
     )
     gate = Castgate(folder, redis.url, tmp_path / "plain.log")
     try:
@@ -291,14 +295,14 @@ def _scripts_run(url: str) -> int:
 def test_two_processes_share_denials_counted_in_one_round_trip(
     redis: RedisServer, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "denials"
-    folder.mkdir()
-    (folder / "denials.policy").write_text(
+    folder = _policy_folder(
+        tmp_path,
+        "denials",
         "rule brute_force {\n"
         "  on publish from nginx_rtmp\n"
         '  deny "slow down" if sessions.denials(client.ip, 1m) >= 3\n'
         "}\n"
-        'rule keyed { on publish from nginx_rtmp  allow if params.key == "good" }\n'
+        'rule keyed { on publish from nginx_rtmp  allow if params.key == "good" }\n',
     )
     gates = [Castgate(folder, redis.url, tmp_path / f"denials{i}.log") for i in range(2)]
     try:
