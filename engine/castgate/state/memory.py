@@ -35,6 +35,14 @@ DENIALS_KEPT = 10_000
 _ROLES = ("publisher", "viewer")
 
 
+def denial_window(window: float) -> float:
+    """How far back ``sessions.denials(key, window)`` counts, in seconds: ``window``, at most the
+    hour denials are kept, in either backend. Anything but a number fails the rule."""
+    if isinstance(window, bool) or not isinstance(window, int | float):
+        raise TypeError(f"a window is a duration, not {type(window).__name__}")
+    return float(min(window, RATE_HORIZON_SECONDS))
+
+
 class MemoryState:
     """Live sessions, counters and rates for one process.
 
@@ -76,7 +84,7 @@ class MemoryState:
         stamps = self._denials.get(key)
         if not stamps:
             return 0
-        since = self._clock() - min(window, RATE_HORIZON_SECONDS)
+        since = self._clock() - denial_window(window)
         return sum(1 for stamp in stamps if stamp >= since)
 
     def returning(self, event: Event, grace: float) -> bool:

@@ -35,7 +35,12 @@ from redis.event import AsyncAfterConnectionReleasedEvent
 from redis.exceptions import RedisError
 
 from castgate.events import Decision, Effect, Event
-from castgate.state.memory import DENIALS_KEPT, RATE_HORIZON_SECONDS, TOMBSTONE_SECONDS
+from castgate.state.memory import (
+    DENIALS_KEPT,
+    RATE_HORIZON_SECONDS,
+    TOMBSTONE_SECONDS,
+    denial_window,
+)
 from castgate.state.sessions import (
     KEY_PARAM,
     Change,
@@ -291,7 +296,7 @@ class Snapshot:
         # Denials are recorded per client address only, as in memory: any other key has none.
         if name != "deny" or key != self.client_ip:
             return 0
-        window = _denial_window(window)
+        window = denial_window(window)
         if window not in self.denials:
             self.missed_windows.add(window)
             return 0
@@ -385,7 +390,7 @@ class RedisState:
         """What deciding ``event`` may read: the counts it can need plus ``extra``, and the
         address's denials within each of ``windows`` (seconds)."""
         indexes = list(dict.fromkeys([*_indexes_of(event), *extra]))
-        windows = list(dict.fromkeys(_denial_window(w) for w in windows))
+        windows = list(dict.fromkeys(denial_window(w) for w in windows))
         now = self._clock()
         key = event.params.get(KEY_PARAM)
         own_role = event.role or ("publisher" if event.action == "publish" else "viewer")
@@ -572,14 +577,6 @@ def _session_from(sid: str, fields: dict[str, str]) -> Session | None:
         )
     except (KeyError, ValueError, TypeError):
         return None  # half-written or expired between SCAN and HGETALL
-
-
-def _denial_window(window: float) -> float:
-    """A window as the snapshot counts it: seconds, at most the hour denials are kept (as the
-    memory state looks back); anything but a number fails the rule, as it does in memory."""
-    if isinstance(window, bool) or not isinstance(window, int | float):
-        raise TypeError(f"a window is a duration, not {type(window).__name__}")
-    return float(min(window, RATE_HORIZON_SECONDS))
 
 
 def _indexes_of(event: Event) -> list[tuple[str, str, str]]:
