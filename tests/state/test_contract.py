@@ -6,7 +6,8 @@ and both must answer alike.
 * A revoke marks the session it was given only while that very session is live: not one that
   has closed (nothing may be left behind in Redis), nor a later one under the same id.
 * Denials are counted per client address, within the window asked for (at most an hour), and
-  only the latest ``DENIALS_KEPT`` are kept; any other key has none.
+  only the latest ``DENIALS_KEPT`` by time are kept, even when the clock steps back; any other
+  key has none.
 * Redis only: what a revoke after a close used to leave behind does not block that id.
 """
 
@@ -284,6 +285,28 @@ def test_only_the_latest_denials_of_an_address_are_kept(backend: str) -> None:
                 clock.now += 0.01
             # Before the fix, Redis kept every one and sent them all with each snapshot.
             assert await state.denials(publish, "10.20.0.7", 600) == DENIALS_KEPT
+
+    asyncio.run(scene())
+
+
+def test_denials_stay_in_time_order_when_the_clock_steps_back(backend: str) -> None:
+    clock = Clock()
+    publish = _event("publish", clock.now)
+
+    async def scene() -> None:
+        async with opened(backend, clock) as state:
+            for _ in range(DENIALS_KEPT):
+                await state.record(publish, DENIED)
+                clock.now += 0.01
+            latest = clock.now
+            clock.now -= 1000  # the host's clock is set back (NTP step)
+            await state.record(publish, DENIED)
+            clock.now = latest
+            # Redis orders denials by time and drops the earliest past the cap: the one from the
+            # stepped-back clock. Before the fix, memory state dropped the first one recorded
+            # instead and counted 9,999 in a window the dropped one was outside of.
+            assert await state.denials(publish, "10.20.0.7", 600) == DENIALS_KEPT
+            assert await state.denials(publish, "10.20.0.7", 0.045) == 4
 
     asyncio.run(scene())
 

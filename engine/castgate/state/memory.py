@@ -9,6 +9,7 @@ backend to share that guarantee.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left, insort
 from collections import defaultdict, deque
 from collections.abc import Callable
 
@@ -65,7 +66,9 @@ class MemoryState:
         # Closed session id -> (when it closed, when to forget that); the sweep forgets.
         self._closed: dict[str, tuple[float, float]] = {}
         self._closed_order: deque[tuple[float, str]] = deque()
-        self._denials: TTLCache[str, deque[float]] = TTLCache(
+        # Address -> its denial times, kept sorted (as Redis keeps them) so counting a window is a
+        # bisection, not a scan of up to DENIALS_KEPT stamps, even if the clock stepped back.
+        self._denials: TTLCache[str, list[float]] = TTLCache(
             maxsize=1_000_000, ttl=RATE_HORIZON_SECONDS, timer=clock
         )
         self._next_sweep = 0.0
@@ -85,7 +88,7 @@ class MemoryState:
         if not stamps:
             return 0
         since = self._clock() - denial_window(window)
-        return sum(1 for stamp in stamps if stamp >= since)
+        return len(stamps) - bisect_left(stamps, since)
 
     def returning(self, event: Event, grace: float) -> bool:
         """Whether a live publisher of this stream has the same address and key and was seen
@@ -205,8 +208,10 @@ class MemoryState:
     def _denied(self, key: str) -> None:
         stamps = self._denials.get(key)
         if stamps is None:
-            stamps = deque(maxlen=DENIALS_KEPT)
-        stamps.append(self._clock())
+            stamps = []
+        insort(stamps, self._clock())
+        if len(stamps) > DENIALS_KEPT:
+            del stamps[0]  # the oldest, as ZREMRANGEBYRANK drops the lowest score in Redis
         self._denials[key] = stamps  # re-set so the entry lives an hour past its last denial
 
     def _expire(self) -> None:
