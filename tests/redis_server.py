@@ -25,11 +25,13 @@ def require_redis() -> str:
 
 
 class RedisServer:
-    """``start()`` and ``stop()`` may be called repeatedly; the port and data stay the same."""
+    """``start()`` and ``stop()`` may be called repeatedly; the port and data stay the same.
+    With ``unix_socket`` it listens on that path too."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, unix_socket: Path | None = None) -> None:
         self.binary = require_redis()
         self.workdir = workdir
+        self.unix_socket = unix_socket
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -56,6 +58,7 @@ class RedisServer:
                 str(self.workdir),
                 "--daemonize",
                 "no",
+                *(["--unixsocket", str(self.unix_socket)] if self.unix_socket else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -29,7 +29,8 @@ from castgate.events import Decision, Effect, Event
 from castgate.gate import decide, load_gate
 from castgate.settings import Settings
 from castgate.state.memory import MemoryState
-from castgate.state.redis import MAX_CONNECTIONS, RedisState, StateUnavailableError
+from castgate.state.redis import RedisState, StateUnavailableError
+from castgate.state.redis_pool import MAX_CONNECTIONS
 
 pytestmark = pytest.mark.redis
 

@@ -23,15 +23,11 @@ import asyncio
 import json
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
-from redis.event import AsyncAfterConnectionReleasedEvent
 from redis.exceptions import RedisError
 
 from castgate.events import Decision, Effect, Event
@@ -41,6 +37,7 @@ from castgate.state.memory import (
     TOMBSTONE_SECONDS,
     denial_window,
 )
+from castgate.state.redis_pool import MAX_CONNECTIONS, QueuedConnectionPool
 from castgate.state.sessions import (
     KEY_PARAM,
     Change,
@@ -54,9 +51,6 @@ from castgate.state.sessions import (
 PREFIX = "castgate:"
 _ROLES = ("publisher", "viewer")
 _SCOPES = ("stream", "app", "client", "key")
-#: Connections to Redis one process keeps at most. A request that finds them all busy waits for
-#: one, within its state deadline: a burst of requests is a queue, not an outage.
-MAX_CONNECTIONS = 100
 
 _SNAPSHOT = """
 local now = tonumber(ARGV[1])
@@ -157,102 +151,6 @@ end
 redis.call('EXPIREAT', session, math.ceil(deadline))
 return 'ok'
 """
-
-
-class QueuedConnectionPool(aioredis.ConnectionPool):
-    """At most ``max_connections`` connections; a command that finds them all busy waits for one
-    in a queue, first come, first served, for as long as its caller lets it (``RedisState``: what
-    is left of the operation's deadline).
-
-    redis-py's ``BlockingConnectionPool`` wakes one waiter per release through an
-    ``asyncio.Condition``, and the woken waiter must then take the condition's lock again before
-    it can use the connection. Meanwhile a command that has just arrived takes the connection
-    (the waiter goes back to sleep, at the end of the line), and a waiter whose wait times out
-    as it is woken loses the wake-up with it (Python before 3.13), leaving a connection idle
-    while others wait. After a pause of a few hundred milliseconds (a busy event loop, a burst)
-    hundreds of requests waited for connections that were free, ran out the state deadline
-    and were decided as if Redis were down, at half the server's saturation rate.
-
-    Here a released connection is handed straight to the longest waiting command, and one that
-    was handed a connection but gave up before it could use it passes it on.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._waiting: deque[asyncio.Future[AbstractConnection]] = deque()
-
-    async def get_connection(
-        self, command_name: object = None, *keys: object, **options: object
-    ) -> AbstractConnection:
-        connection = self._free_connection()
-        if connection is None:
-            connection = await self._wait_for_connection()
-        try:
-            await self.ensure_connection(connection)
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
-
-    def _free_connection(self) -> AbstractConnection | None:
-        """A connection at once, if one is idle or may be opened and nobody waits for one."""
-        self._serve_waiting()
-        if self._waiting or not self._can_take():
-            return None
-        return self._take()
-
-    def _take(self) -> AbstractConnection:
-        connection: AbstractConnection = self.get_available_connection()  # type: ignore[no-untyped-call]
-        return connection
-
-    def _can_take(self) -> bool:
-        return bool(self._available_connections) or (
-            len(self._in_use_connections) < self.max_connections
-        )
-
-    def _serve_waiting(self) -> None:
-        """Give the commands waiting, first come first served, what connections there are (some
-        may have left the pool without a release: a reset, a connection collected)."""
-        while self._waiting:
-            if self._waiting[0].done():
-                self._waiting.popleft()
-            elif self._can_take():
-                self._waiting.popleft().set_result(self._take())
-            else:
-                return
-
-    async def _wait_for_connection(self) -> AbstractConnection:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[AbstractConnection] = loop.create_future()
-        self._waiting.append(waiter)
-        try:
-            return await waiter
-        except BaseException:
-            # Cancelled after a connection was handed over, before this task could run: the
-            # connection goes to the next in line rather than back to an idle list nobody
-            # watches.
-            if waiter.done() and not waiter.cancelled():
-                await self.release(waiter.result())
-            raise
-
-    async def release(self, connection: AbstractConnection) -> None:
-        if connection not in self._in_use_connections:
-            return  # the pool was reset meanwhile: the connection is no longer its to give
-        if connection.should_reconnect():  # type: ignore[no-untyped-call]
-            await connection.disconnect()
-        handed_over = False
-        while self._waiting and not handed_over:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                # Still in use: by the waiter, now.
-                waiter.set_result(connection)
-                handed_over = True
-        if not handed_over:
-            self._in_use_connections.remove(connection)
-            self._available_connections.append(connection)
-        if self._event_dispatcher is not None:
-            released = AsyncAfterConnectionReleasedEvent(connection)  # type: ignore[no-untyped-call]
-            await self._event_dispatcher.dispatch_async(released)
 
 
 class StateUnavailableError(Exception):
@@ -492,7 +390,9 @@ class RedisState:
             "updated": "1" if op == "refresh" else "0",
             "ends": session.ends if session.ends is not None else "",
             "rule": session.rule or "",
-            "indexes": json.dumps(indexes),
+            # Not \u-escaped: the scripts' cjson refuses the escape of a lone surrogate (a
+            # stream Ant Media named so), and passes the character's bytes through as they are.
+            "indexes": json.dumps(indexes, ensure_ascii=False),
             "event": json.dumps(event.to_dict()),
         }
         deadline = now + (self.idle if op == "refresh" else self.max_age)
@@ -506,7 +406,7 @@ class RedisState:
             deadline,
             len(guard_keys),
             *(guards[index] for index in guard_keys),
-            json.dumps(fields),
+            json.dumps(fields, ensure_ascii=False),
             self.idle,
             self.max_age,
         ]
