@@ -17,7 +17,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +45,9 @@ from castgate.vendor import Batch, MalformedRequest, Vendor
 
 _log = logging.getLogger(__name__)
 _decisions = logging.getLogger(DECISION_LOGGER)
+
+#: A session record left for after the answer (:attr:`castgate.gate.Decided.record_after_answer`).
+StateRecord = Callable[[], Awaitable[None]]
 
 
 def create_app(settings: Settings, *, owns_process: bool = False) -> Starlette:
@@ -237,10 +240,11 @@ async def hook(request: Request) -> Response:
         malformed = MalformedRequest("the request could not be read")
         return _answer_malformed(gate, vendor, route, malformed, policy, started)
 
-    decision = await decide(gate, vendor, event, policy)
-    response, decision = _render(gate, vendor, decision, event)
+    decided = await decide(gate, vendor, event, policy)
+    response, decision = _render(gate, vendor, decided.decision, event)
     latency_ms = (time.perf_counter() - started) * 1000
-    _after_answer(response, gate, vendor, policy, [(event, decision)], latency_ms)
+    after = [(event, decision, decided.record_after_answer)]
+    _after_answer(response, gate, vendor, policy, after, latency_ms)
     return response
 
 
@@ -248,7 +252,8 @@ async def _answer_batch(
     gate: Gate, vendor: Vendor, batch: Batch, policy: PolicySet, started: float
 ) -> Response:
     """Decide every event of a batch, answer once, and log each decision."""
-    decisions = [await decide(gate, vendor, event, policy) for event in batch.events]
+    decided = [await decide(gate, vendor, event, policy) for event in batch.events]
+    decisions = [each.decision for each in decided]
     response = _vendor_answer(
         gate,
         vendor,
@@ -256,8 +261,11 @@ async def _answer_batch(
         lambda: vendor.render_batch(batch, decisions),
     ) or PlainTextResponse("the answer could not be rendered", 400)
     latency_ms = (time.perf_counter() - started) * 1000
-    decided = list(zip(batch.events, decisions, strict=True))
-    _after_answer(response, gate, vendor, policy, decided, latency_ms)
+    after = [
+        (event, each.decision, each.record_after_answer)
+        for event, each in zip(batch.events, decided, strict=True)
+    ]
+    _after_answer(response, gate, vendor, policy, after, latency_ms)
     return response
 
 
@@ -332,7 +340,8 @@ def _answer_malformed(
     decision = Decision(Effect.DENY, f"malformed request: {error.reason}")
     latency_ms = (time.perf_counter() - started) * 1000
     gate.metrics.errors.labels("malformed").inc()
-    _after_answer(response, gate, vendor, policy, [(event, decision)], latency_ms, malformed=True)
+    after = [(event, decision, None)]
+    _after_answer(response, gate, vendor, policy, after, latency_ms, malformed=True)
     return response
 
 
@@ -341,12 +350,14 @@ def _after_answer(
     gate: Gate,
     vendor: Vendor,
     policy: PolicySet,
-    decided: list[tuple[Event, Decision]],
+    decided: Sequence[tuple[Event, Decision, StateRecord | None]],
     latency_ms: float,
     *,
     malformed: bool = False,
 ) -> None:
-    """Record the decisions, in order, once the answer is sent, off the request path."""
+    """Record the decisions, in order, once the answer is sent, off the request path: each
+    one's session record if it was left for now (``record_after_answer``), then its
+    metrics, logs and observers."""
     tasks = [
         BackgroundTask(
             _record_on_the_loop,
@@ -358,8 +369,9 @@ def _after_answer(
             response.status_code,
             latency_ms,
             malformed=malformed,
+            state_record=state_record,
         )
-        for event, decision in decided
+        for event, decision, state_record in decided
     ]
     # Ours run first: a vendor's own background task failing must not lose the decision log.
     if response.background is not None:
@@ -367,12 +379,17 @@ def _after_answer(
     response.background = tasks[0] if len(tasks) == 1 else BackgroundTasks(tasks)
 
 
-async def _record_on_the_loop(*args: Any, malformed: bool) -> None:
+async def _record_on_the_loop(
+    *args: Any, malformed: bool, state_record: StateRecord | None
+) -> None:
     """:func:`_record`, on the event loop once the answer is out. A plain function handed to a
     BackgroundTask would run on anyio's thread pool: a thread wake-up per request, measured at
     about 100 µs of CPU (benchmarks/README.md, the HTTP path)."""
     # Yield once first, so the connection is closed before recording: nginx-rtmp acts on the close.
     await asyncio.sleep(0)
+    if state_record is not None:
+        # First, so observers told of the decision find its session recorded.
+        await state_record()
     _record(*args, malformed=malformed)
 
 

@@ -11,8 +11,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from castgate.decisionlog import DecisionLog, Redactor
@@ -24,7 +25,7 @@ from castgate.plugins import PluginError, Registry, load_plugins
 from castgate.settings import Settings
 from castgate.state import EMPTY_STATE, SessionView, lifetime_decision
 from castgate.state.memory import MemoryState
-from castgate.state.redis import RedisState, StateUnavailableError
+from castgate.state.redis import RedisState, Snapshot, StateUnavailableError
 from castgate.vendor import Vendor
 
 #: How often a decision is made again when other processes keep changing the counts it read.
@@ -60,6 +61,17 @@ class Gate:
             vendors=self.registry.vendors,
             functions=self.registry.functions,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision, and the session record its caller makes once the decision is answered."""
+
+    decision: Decision
+    #: Set when nothing about the answer waits on the record: with the shared state, a decision
+    #: of a policy that reads no ``sessions.*``. Its round trip to Redis comes after the answer
+    #: (its failure is logged, as before); every other decision is recorded before it returns.
+    record_after_answer: Callable[[], Awaitable[None]] | None = None
 
 
 class StartupError(Exception):
@@ -151,9 +163,10 @@ def _signing_keys(settings: Settings, registry: Registry) -> dict[str, bytes]:
     return keys
 
 
-async def decide(gate: Gate, vendor: Vendor, event: Event, policy: PolicySet) -> Decision:
+async def decide(gate: Gate, vendor: Vendor, event: Event, policy: PolicySet) -> Decided:
     """Decide ``event`` with ``policy`` (the one the request started with, whatever reloads
-    meanwhile) and record it in the session state, within the state's deadline."""
+    meanwhile) and record it in the session state, within the state's deadline: at once, or
+    in :attr:`Decided.record_after_answer`, which the caller awaits once it has answered."""
     store = gate.sessions
     if isinstance(store, RedisState):
         try:
@@ -163,13 +176,15 @@ async def decide(gate: Gate, vendor: Vendor, event: Event, policy: PolicySet) ->
             _log.exception(
                 "deciding %s %s with the shared state failed", event.vendor, event.action
             )
-            return await _without_state(gate, vendor, event, policy, error)
+            return Decided(await _without_state(gate, vendor, event, policy, error))
     if policy.calls_out:
         # A call out may wait its deadline: off the event loop, so other requests go on. The
         # lock keeps each decision and its record together, as the loop does for the others.
         async with gate.serial:
-            return await asyncio.to_thread(_decide_local, gate, vendor, store, event, policy)
-    return _decide_local(gate, vendor, store, event, policy)
+            return Decided(
+                await asyncio.to_thread(_decide_local, gate, vendor, store, event, policy)
+            )
+    return Decided(_decide_local(gate, vendor, store, event, policy))
 
 
 def decide_in_memory(
@@ -227,31 +242,20 @@ def _decide_local(
 
 async def _decide_shared(
     gate: Gate, vendor: Vendor, store: RedisState, event: Event, policy: PolicySet
-) -> Decision:
+) -> Decided:
     """Decide on a snapshot of the shared state, then record; if another process admitted a
     session the decision relied on not being there, decide again on a fresh snapshot."""
     if not policy.reads_sessions and event.action != "update":
-        # Nothing to read: one round trip, to record the decision. The decision did not depend
-        # on the state, so losing the record does not change it.
+        # Nothing to read: one round trip, to record the decision, after the answer.
         decision = await _decided_by_gate(gate, vendor, event, policy, EMPTY_STATE, None, None)
-        try:
-            await store.record(event, decision, None)
-        except StateUnavailableError as error:
-            gate.metrics.errors.labels("state").inc()
-            _log.error(
-                "session state unavailable (%s); %s %s not recorded",
-                error,
-                event.vendor,
-                event.action,
-            )
-        return decision
+        return Decided(decision, partial(_record_unguarded, gate, store, event, decision, None))
     extra: tuple[tuple[str, str, str], ...] = ()
     windows = policy.denial_windows
     for _ in range(_SHARED_ATTEMPTS):
         try:
             snapshot = await store.snapshot(event, extra, windows)
         except StateUnavailableError as error:
-            return await _without_state(gate, vendor, event, policy, error)
+            return Decided(await _without_state(gate, vendor, event, policy, error))
         decision = await _decided_by_gate(
             gate, vendor, event, policy, snapshot, snapshot.ends, snapshot.rule, snapshot.reason
         )
@@ -260,12 +264,39 @@ async def _decide_shared(
             extra = (*extra, *sorted(snapshot.missed))
             windows = (*windows, *sorted(snapshot.missed_windows))
             continue
+        if not policy.reads_sessions:
+            # An update, whose snapshot held its own session's lifetime; the policy read none.
+            return Decided(
+                decision, partial(_record_unguarded, gate, store, event, decision, snapshot)
+            )
+        # A policy that reads sessions records before answering: a count this decision read
+        # must be re-checked as it admits, and a request the answer leads to must see it.
         try:
             if await store.record(event, decision, snapshot):
-                return decision
+                return Decided(decision)
         except StateUnavailableError as error:
-            return await _without_state(gate, vendor, event, policy, error)
-    return Decision(Effect.DENY, "the session state kept changing; try again", failed=True)
+            return Decided(await _without_state(gate, vendor, event, policy, error))
+    return Decided(Decision(Effect.DENY, "the session state kept changing; try again", failed=True))
+
+
+async def _record_unguarded(
+    gate: Gate, store: RedisState, event: Event, decision: Decision, snapshot: Snapshot | None
+) -> None:
+    """Record a decision that did not depend on the state, so losing the record (logged) does
+    not change it. It guards no count, so it never loses a race and needs no second decision."""
+    try:
+        await store.record(event, decision, snapshot)
+    except StateUnavailableError as error:
+        gate.metrics.errors.labels("state").inc()
+        _log.error(
+            "session state unavailable (%s); %s %s not recorded",
+            error,
+            event.vendor,
+            event.action,
+        )
+    except Exception:
+        gate.metrics.errors.labels("state").inc()
+        _log.exception("recording %s %s in the shared state failed", event.vendor, event.action)
 
 
 async def _decided_by_gate(

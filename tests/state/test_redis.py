@@ -17,6 +17,12 @@ import httpx
 import pytest
 import redis as sync_redis
 from redis_server import RedisServer
+from starlette.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
+
+from castgate.app import create_app
+from castgate.settings import Settings
+from castgate.state.redis import PREFIX
 
 pytestmark = pytest.mark.redis
 
@@ -282,6 +288,72 @@ def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
     finally:
         gate.stop()
     assert "not recorded" in (tmp_path / "plain.log").read_text()
+
+
+PLAIN_POLICY = 'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n'
+
+
+def _sessions_in(url: str) -> int:
+    client = sync_redis.Redis.from_url(url)
+    try:
+        return len(list(client.scan_iter(f"{PREFIX}s:*")))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "recorded_when_answered"),
+    [(PLAIN_POLICY, 0), (POLICY, 1)],
+    ids=["policy reading no sessions", "policy reading sessions"],
+)
+def test_the_answer_waits_for_the_record_only_when_the_policy_reads_sessions(
+    redis: RedisServer, tmp_path: Path, text: str, recorded_when_answered: int
+) -> None:
+    folder = _policy_folder(tmp_path, "policy", text)
+    app = create_app(Settings(policies=(folder,), state=redis.url))
+    when_answered: list[int] = []
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                when_answered.append(_sessions_in(redis.url))
+            await send(message)
+
+        await app(scope, receive, sending if scope["type"] == "http" else send)
+
+    with TestClient(watching) as client:
+        answer = client.post(
+            "/hooks/nginx_rtmp",
+            content=body("publish"),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 200
+    # Before the change, a policy reading no sessions was answered one round trip later, with
+    # its session already recorded. Either way the session is recorded by the end of the call.
+    assert (when_answered, _sessions_in(redis.url)) == ([recorded_when_answered], 1)
+
+
+def test_a_record_left_for_after_the_answer_is_made_before_the_server_stops(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    folder = _policy_folder(tmp_path, "plain", PLAIN_POLICY)
+    gate = _with_env(folder, redis.url, tmp_path / "stop.log", {"CASTGATE_STATE_DEADLINE": "20s"})
+    assert redis.process is not None
+    try:
+        redis.process.send_signal(signal.SIGSTOP)  # the record waits for Redis
+        try:
+            assert send([(gate.hook, body("publish", clientid=1))]) == [200]
+            gate.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert gate.process.poll() is None  # still making its record
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+        # uvicorn exits by the signal it was stopped with, once it has shut down.
+        assert gate.process.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        gate.stop()
+    assert _sessions_in(redis.url) == 1
+    assert "not recorded" not in (tmp_path / "stop.log").read_text()
 
 
 def _scripts_run(url: str) -> int:

@@ -73,12 +73,18 @@ def test_a_burst_of_updates_beyond_the_pool_is_decided_not_refused(
     gate = load_gate(settings)
     vendor = gate.registry.vendors["nginx_rtmp"]
 
+    async def decided_and_recorded(event: Event) -> Decision:
+        decided = await decide(gate, vendor, event, gate.policy)
+        if decided.record_after_answer is not None:  # what the server does once it answered
+            await decided.record_after_answer()
+        return decided.decision
+
     async def burst() -> list[tuple[Effect, str, bool]]:
         try:
             for i in range(BURST):
-                await decide(gate, vendor, _event("publish", i), gate.policy)
+                await decided_and_recorded(_event("publish", i))
             decisions = await asyncio.gather(
-                *(decide(gate, vendor, _event("update", i), gate.policy) for i in range(BURST))
+                *(decided_and_recorded(_event("update", i)) for i in range(BURST))
             )
         finally:
             assert isinstance(gate.sessions, RedisState)

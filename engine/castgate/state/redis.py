@@ -1,6 +1,6 @@
 """Session state in Redis, shared by every worker and host that points at the same database.
 
-A decision takes two round trips when the policy reads ``sessions.*`` and one when it does not:
+A decision of a policy that reads ``sessions.*`` takes two round trips before it is answered:
 
 1. a *snapshot* script reads the counts the event can need (its stream, app, address and key, for
    publishers and viewers), how many times its address was denied within each window the policy
@@ -10,6 +10,10 @@ A decision takes two round trips when the policy reads ``sessions.*`` and one wh
    Redis, that every count the decision read is unchanged ("guards"); if another process admitted
    a session meanwhile, the script refuses and the decision is made again on a fresh snapshot.
    That is what makes "fifty simultaneous publishes admit exactly one" hold across processes.
+
+A decision of a policy that reads none skips the snapshot (an update still takes it, for its
+session's lifetime), and its record, which guards nothing, is made after the answer is sent
+(:class:`castgate.gate.Decided`).
 
 Keys (prefix ``castgate:``): ``s:<session>`` a hash per live session, expiring with it;
 ``i:<role>:<scope>:<value>`` a sorted set of session ids scored by when each expires;
