@@ -4,6 +4,7 @@ processes, expiry, and what happens while Redis is down."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from castgate.app import create_app
 from castgate.settings import Settings
-from castgate.state.redis import PREFIX
+from castgate.state.redis import PREFIX, RedisState
 
 pytestmark = pytest.mark.redis
 
@@ -331,6 +332,34 @@ def test_the_answer_waits_for_the_record_only_when_the_policy_reads_sessions(
     # Before the change, a policy reading no sessions was answered one round trip later, with
     # its session already recorded. Either way the session is recorded by the end of the call.
     assert (when_answered, _sessions_in(redis.url)) == ([recorded_when_answered], 1)
+
+
+def test_a_record_after_the_answer_that_breaks_still_lets_the_decision_be_logged(
+    redis: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*args: object) -> bool:
+        raise RuntimeError("a bug between castgate and Redis")
+
+    # A bug, which no real Redis can be made to show: the one stand-in of this module.
+    monkeypatch.setattr(RedisState, "record", broken)
+    folder = _policy_folder(tmp_path, "plain", PLAIN_POLICY)
+    with (
+        caplog.at_level(logging.INFO),
+        TestClient(create_app(Settings(policies=(folder,), state=redis.url))) as client,
+    ):
+        answer = client.post(
+            "/hooks/nginx_rtmp",
+            content=body("publish"),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 200
+    messages = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+    assert ("castgate.gate", "recording nginx_rtmp publish in the shared state failed") in messages
+    # Logged after the record: an exception escaping it would have lost the decision's line.
+    assert [name for name, _ in messages].count("castgate.decisions") == 1
 
 
 def test_a_record_left_for_after_the_answer_is_made_before_the_server_stops(
