@@ -387,10 +387,14 @@ async def _record_on_the_loop(
     about 100 µs of CPU (benchmarks/README.md, the HTTP path)."""
     # Yield once first, so the connection is closed before recording: nginx-rtmp acts on the close.
     await asyncio.sleep(0)
-    if state_record is not None:
-        # First, so observers told of the decision find its session recorded.
-        await state_record()
-    _record(*args, malformed=malformed)
+    try:
+        if state_record is not None:
+            # First, so observers told of the decision find its session recorded.
+            await state_record()
+    finally:
+        # Even if the record is cancelled (a server stopping with a grace period): the
+        # decision was answered, so it is logged.
+        _record(*args, malformed=malformed)
 
 
 def _record(

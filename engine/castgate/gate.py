@@ -69,8 +69,9 @@ class Decided:
 
     decision: Decision
     #: Set when nothing about the answer waits on the record: with the shared state, a decision
-    #: of a policy that reads no ``sessions.*``. Its round trip to Redis comes after the answer
-    #: (its failure is logged, as before); every other decision is recorded before it returns.
+    #: of a policy that reads no ``sessions.*``. Its round trip to Redis comes after the answer,
+    #: and a failure is logged without changing the answer (an update whose snapshot Redis does
+    #: not answer is still denied); every other decision is recorded before it returns.
     record_after_answer: Callable[[], Awaitable[None]] | None = None
 
 

@@ -74,6 +74,7 @@ def test_a_command_is_packed_as_redis_py_packs_it(
     )
 
 
+@pytest.mark.redis
 def test_state_over_a_unix_socket(tmp_path: Path) -> None:
     server = RedisServer(tmp_path, unix_socket=tmp_path / "redis.sock")
     server.start()
