@@ -30,7 +30,15 @@ from starlette.routing import Route
 
 from castgate.decisionlog import decision_header, with_event
 from castgate.events import Decision, Effect, Event
-from castgate.gate import Gate, StartupError, decide, load_gate, open_decision_log, refusal
+from castgate.gate import (
+    Gate,
+    StartupError,
+    StateRecord,
+    decide,
+    load_gate,
+    open_decision_log,
+    refusal,
+)
 from castgate.inbound import HookGuard, signature_problem
 from castgate.lang import PolicySet
 from castgate.logs import DECISION_LOGGER, configure_logging, iso_time
@@ -45,9 +53,6 @@ from castgate.vendor import Batch, MalformedRequest, Vendor
 
 _log = logging.getLogger(__name__)
 _decisions = logging.getLogger(DECISION_LOGGER)
-
-#: A session record left for after the answer (:attr:`castgate.gate.Decided.record_after_answer`).
-StateRecord = Callable[[], Awaitable[None]]
 
 
 def create_app(settings: Settings, *, owns_process: bool = False) -> Starlette:

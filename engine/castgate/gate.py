@@ -63,6 +63,10 @@ class Gate:
         )
 
 
+#: A session record left for after the answer (:attr:`Decided.record_after_answer`).
+StateRecord = Callable[[], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """A decision, and the session record its caller makes once the decision is answered."""
@@ -72,7 +76,7 @@ class Decided:
     #: of a policy that reads no ``sessions.*``. Its round trip to Redis comes after the answer,
     #: and a failure is logged without changing the answer (an update whose snapshot Redis does
     #: not answer is still denied); every other decision is recorded before it returns.
-    record_after_answer: Callable[[], Awaitable[None]] | None = None
+    record_after_answer: StateRecord | None = None
 
 
 class StartupError(Exception):

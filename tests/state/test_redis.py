@@ -49,7 +49,11 @@ rule viewers {
 }
 """
 
+#: A policy that reads no sessions: its decisions are answered before they are recorded.
+PLAIN_POLICY = 'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n'
+
 CASTGATE = str(Path(sys.executable).parent / "castgate")
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 def body(
@@ -147,12 +151,7 @@ def pair(redis: RedisServer, policies: Path, tmp_path: Path) -> Iterator[list[Ca
 async def _send(requests: list[tuple[str, str]]) -> list[int]:
     async with httpx.AsyncClient(timeout=10) as client:
         answers = await asyncio.gather(
-            *(
-                client.post(
-                    url, content=text, headers={"content-type": "application/x-www-form-urlencoded"}
-                )
-                for url, text in requests
-            )
+            *(client.post(url, content=text, headers=FORM) for url, text in requests)
         )
     return [answer.status_code for answer in answers]
 
@@ -275,11 +274,7 @@ def test_redis_down_fails_open_where_configured(
 def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
     redis: RedisServer, tmp_path: Path
 ) -> None:
-    folder = _policy_folder(
-        tmp_path,
-        "plain",
-        'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n',
-    )
+    folder = _policy_folder(tmp_path, "plain", PLAIN_POLICY)
     gate = Castgate(folder, redis.url, tmp_path / "plain.log")
     try:
         assert send([(gate.hook, body("publish", clientid=1))]) == [200]
@@ -289,9 +284,6 @@ def test_a_policy_reading_no_sessions_decides_while_redis_is_down(
     finally:
         gate.stop()
     assert "not recorded" in (tmp_path / "plain.log").read_text()
-
-
-PLAIN_POLICY = 'rule keyed { on publish from nginx_rtmp  allow if params.key == "k1" }\n'
 
 
 def _sessions_in(url: str) -> int:
@@ -326,7 +318,7 @@ def test_the_answer_waits_for_the_record_only_when_the_policy_reads_sessions(
         answer = client.post(
             "/hooks/nginx_rtmp",
             content=body("publish"),
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers=FORM,
         )
     assert answer.status_code == 200
     # Before the change, a policy reading no sessions was answered one round trip later, with
@@ -353,7 +345,7 @@ def test_a_record_after_the_answer_that_breaks_still_lets_the_decision_be_logged
         answer = client.post(
             "/hooks/nginx_rtmp",
             content=body("publish"),
-            headers={"content-type": "application/x-www-form-urlencoded"},
+            headers=FORM,
         )
     assert answer.status_code == 200
     messages = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
