@@ -28,6 +28,8 @@ HEADER = (
     'let named = lines("named.txt")\n'
     "let office = [192.168.10.0/24, 2001:db8::/32]\n"
     'let hours = weekdays mon..fri 06:00..18:00 "Europe/Berlin"\n'
+    'let nights = weekdays sat 22:00..06:00 "Europe/Berlin"\n'
+    'let there = weekdays mon..fri 09:00..17:00 "America/New_York"\n'
     "let limit = 3\n"
 )
 
@@ -88,7 +90,7 @@ def _generated(policy: PolicySet, event: Event) -> Decision | str:
 
 # Random policies ---------------------------------------------------------------------------------
 
-TEXT = ["a", "b", "c", "5", "A", "", "ab-1"]
+TEXT = ["a", "b", "c", "5", "A", "", "ab-1", "bé"]
 FIELDS = [
     "stream.name",
     "app",
@@ -130,6 +132,7 @@ def _atom(rng: random.Random) -> str:
             f"{field} startswith {rng.choice(FIELDS)}",
             f'{field} matches "^[a-c0-9]+$"',
             f'{field} matches "b"',
+            f'{field} matches "(b|5)$"',  # outside what Python's re runs: RE2 for every text
             f"has({field})",
             f"len({field}) >= 2",
             f"lower({field}) == {_text(rng)}",
@@ -142,6 +145,8 @@ def _atom(rng: random.Random) -> str:
             'client.ip == "192.168.10.1"',
             "client.port > 1000",
             "now in hours",
+            "now in nights",
+            "now not in there",
             "params.flag",
             "raw.flag and params.flag",
             "test.fail(stream.name)",
@@ -189,7 +194,7 @@ def _random_policy(rng: random.Random) -> str:
 VALUES: list[Any] = [*TEXT, "zz", "5.0", "\ud800", 5, 5.0, 2, True, False, ["a"], {"b": "a"}, None]
 ADDRESSES = ["192.168.10.1", "10.0.0.1", "", "::ffff:192.168.10.7", "2001:db8::1", "not-an-ip"]
 #: Monday 2026-03-23 10:00 and 20:00 in Berlin, and a Sunday.
-TIMES = [1774256400.0, 1774292400.0, 1774170000.0]
+TIMES = [1774256400.0, 1774292400.0, 1774170000.0, 1774738800.0, 1e20]  # 1e20: no such year
 
 
 def _random_event(rng: random.Random) -> Event:
@@ -218,11 +223,12 @@ def _random_event(rng: random.Random) -> Event:
 
 #: What the generated source writes out for the shapes above, rather than calling a closure.
 WRITTEN_OUT = (
-    "_address_key(",  # client.ip in ...
-    ".encode(",  # matches
+    "_parse_address(",  # client.ip in ...
+    ".isascii()",  # matches, by Python's re
+    ".encode(",  # matches, by RE2
     "e.params.get(",  # params.x
     "(e.stream or _M)",  # text fields
-    "(e.time)",  # now in ...
+    "(e.time, ",  # now in ..., the time converted once per zone
     " is True)",  # vendor data as a condition
 )
 

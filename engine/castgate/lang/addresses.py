@@ -28,7 +28,7 @@ def address_key(text: str) -> AddressKey | None:
     last = _last
     if text is last[0]:
         return last[1]
-    found = _address_key(text)
+    found = parse_address(text)
     _last = (text, found)
     return found
 
@@ -36,7 +36,9 @@ def address_key(text: str) -> AddressKey | None:
 _last: tuple[object, AddressKey | None] = (None, None)
 
 
-def _address_key(text: str) -> AddressKey | None:
+def parse_address(text: str) -> AddressKey | None:
+    """:func:`address_key` without the memory, for a caller that keeps the answer itself (a
+    generated decide function, once per decision)."""
     if not isinstance(text, str):
         return None
     if ":" not in text:  # only IPv4 can parse without a colon: skip the IPv6 attempt

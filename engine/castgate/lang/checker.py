@@ -21,7 +21,7 @@ from typing import Any
 import re2
 
 from castgate.events import ACTIONS
-from castgate.lang import ast
+from castgate.lang import ast, regexes
 from castgate.lang.addresses import AddressError, IpSet, parse_network
 from castgate.lang.builtins import BUILTINS, Builtin, LoadContext, LoadError
 from castgate.lang.errors import Code, Diagnostic, did_you_mean
@@ -173,14 +173,6 @@ def check_policies(
     for policy_file, policy_dir in files:
         checker.check_file(policy_file, policy_dir)
     return CheckedPolicy(checker.rules, checker.notes, checker.diagnostics, checker.data_files)
-
-
-@cache
-def _regex_options() -> re2.Options:
-    # Errors are reported as diagnostics; RE2's own logging would repeat them on stderr.
-    options = re2.Options()
-    options.log_errors = False
-    return options
 
 
 @cache
@@ -802,7 +794,7 @@ class _Checker:
                 )
             else:
                 try:
-                    self.notes.prepared[node] = re2.compile(pattern, _regex_options())
+                    self.notes.prepared[node] = regexes.compile_pattern(pattern)
                 except re2.error as err:
                     reason = err.args[0] if err.args else ""
                     if isinstance(reason, bytes):

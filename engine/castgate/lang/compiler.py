@@ -17,14 +17,13 @@ import ipaddress
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-import re2
-
 from castgate.events import Decision, Effect, Event
-from castgate.lang import ast
-from castgate.lang.addresses import AddressKey, IpSet, address_key
+from castgate.lang import ast, regexes
+from castgate.lang.addresses import AddressKey, IpSet, address_key, parse_address
 from castgate.lang.builtins import DECIMAL, Builtin
 from castgate.lang.checker import (
     NOT_CONSTANT,
@@ -249,7 +248,7 @@ class _Compiler:
             return self.membership(node)
         left = self.expr(node.left)
         if op == "matches":
-            found = _re2_finder(self.notes.prepared[node])
+            found = regexes.finder(self.notes.prepared[node])
             return lambda e, s: isinstance(v := left(e, s), str) and found(v)
         right_const = self.notes.const(node.right)
         types = {self.notes.types[node.left], self.notes.types[node.right]}
@@ -309,8 +308,9 @@ class _Compiler:
 
 # Source -----------------------------------------------------------------------------------------
 
-#: The value ``_ck`` holds until the event's client address is first read.
+#: The value a local in :attr:`Names.once` holds until it is first computed.
 UNSET: Any = object()
+_local_time = datetime.fromtimestamp
 #: Nesting beyond which a subexpression calls its closure: Python refuses source nested 200
 #: parentheses deep, and a long chain of ``and`` nests one level per operand.
 _DEEPEST_SOURCE = 40
@@ -321,16 +321,21 @@ class Names:
     set, regex and function under a name made here. Text from a policy never becomes source, so
     no policy can write code; it only reaches the source as a value behind one of these names."""
 
-    __slots__ = ("_by_id", "_temps", "client_key", "values")
+    __slots__ = ("_by_id", "_temps", "once", "values")
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {"_M": MISSING, "_UNSET": UNSET, "_address_key": address_key}
+        self.values: dict[str, Any] = {
+            "_M": MISSING,
+            "_UNSET": UNSET,
+            "_parse_address": parse_address,
+        }
         self._by_id: dict[int, str] = {}
         self._temps = 0
-        #: Whether the source reads ``_ck``, the client address key, which the function it goes
-        #: into must start at ``_UNSET``: it is computed at most once per decision, for every
-        #: ``client.ip in ...`` test (parsing the address is most of each test's cost).
-        self.client_key = False
+        #: Locals the source computes at most once per decision, which the function it goes into
+        #: must start at ``_UNSET``: ``_ck``, the client address key, for every ``client.ip in``
+        #: test (parsing the address is most of each test's cost); the event's time in a zone,
+        #: for every ``now in`` test of a window in that zone (so is converting the time).
+        self.once: list[str] = []
 
     def of(self, value: Any) -> str:
         """The name ``value`` goes by; one object, one name (``values`` keeps it alive)."""
@@ -339,6 +344,12 @@ class Names:
             name = f"_k{len(self.values)}"
             self.values[name] = value
             self._by_id[id(value)] = name
+        return name
+
+    def computed_once(self, name: str) -> str:
+        """``name``, now in :attr:`once`."""
+        if name not in self.once:
+            self.once.append(name)
         return name
 
     def temp(self) -> str:
@@ -434,19 +445,7 @@ class _Source:
         if op == "in":
             return self.membership(node, depth)
         if op == "matches":
-            t = self.names.temp()
-            left = self.expr(node.left, depth)
-            program, unanchored = _re2_program(self.notes.prepared[node])
-            if program is None:
-                found = of(_re2_finder(self.notes.prepared[node]))
-                return f"(isinstance({t} := {left}, str) and {found}({t}))"
-            # _re2_finder's `found`, written out: the call was a fifth of the test's cost
-            data = self.names.temp()
-            match = f"{of(program.Match)}({of(unanchored)}, {data}, 0, len({data}))"
-            return (
-                f'(isinstance({t} := {left}, str) and ({data} := {t}.encode("utf-8")) is not None'
-                f" and {match}[0][0] != -1)"
-            )
+            return self.match(node, depth)
         right_const = self.notes.const(node.right)
         left_type = self.notes.types[node.left]
         if op in ("==", "!="):
@@ -470,6 +469,27 @@ class _Source:
             return f"(isinstance({t} := {left}, str) and {method}({t}, {of(right_const)}))"
         return self.closure(self.compiler.compare(node))
 
+    def match(self, node: ast.Compare, depth: int) -> str:
+        """``node.left matches node.right``, as :func:`regexes.finder` answers it, written out:
+        the call was a fifth of the test's cost."""
+        of, pattern = self.names.of, self.notes.prepared[node]
+        t = self.names.temp()
+        left = self.expr(node.left, depth)
+        program, unanchored = regexes.re2_program(pattern.regex)
+        if program is None:
+            return f"(isinstance({t} := {left}, str) and {of(regexes.finder(pattern))}({t}))"
+        data = self.names.temp()
+        by_re2 = (
+            f'({data} := {t}.encode("utf-8")) is not None'
+            f" and {of(program.Match)}({of(unanchored)}, {data}, 0, len({data}))[0][0] != -1"
+        )
+        if pattern.ascii is None:
+            return f"(isinstance({t} := {left}, str) and {by_re2})"
+        return (
+            f"(isinstance({t} := {left}, str)"
+            f" and ({of(pattern.ascii)}({t}) is not None if {t}.isascii() else ({by_re2})))"
+        )
+
     def membership(self, node: ast.Compare, depth: int) -> str:
         """``node.left in node.right``, as :meth:`_Compiler.membership`."""
         of = self.names.of
@@ -480,11 +500,11 @@ class _Source:
         if isinstance(container, IpSet):
             contains = of(container.contains_key)
             if path == ("client", "ip"):
-                self.names.client_key = True
+                self.names.computed_once("_ck")
                 # _client_key, written out
                 t = self.names.temp()
                 key = (
-                    f"((_ck := _address_key({t}) if ({t} := e.client_ip) and isinstance({t}, str)"
+                    f"((_ck := _parse_address({t}) if ({t} := e.client_ip) and isinstance({t}, str)"
                     " else None) if _ck is _UNSET else _ck)"
                 )
                 return f"({key} is not None and {contains}(_ck))"
@@ -495,7 +515,12 @@ class _Source:
                 f" and ({key} := {of(address_key)}({t})) is not None and {contains}({key}))"
             )
         if isinstance(container, TimeWindow) and self.compiler.is_now(node.left):
-            return f"{of(container.contains)}(e.time)"
+            zone = of(container.zone)
+            local = self.names.computed_once(f"_l{zone}")
+            return (
+                f"{of(container.contains_local)}({local} if {local} is not _UNSET"
+                f" else ({local} := {of(_local_time)}(e.time, {zone})))"
+            )
         if isinstance(container, frozenset | dict) and path is not None:
             t, hashed = self.names.temp(), of(container)
             if len(path) == 2 and path[0] == "params":
@@ -765,32 +790,6 @@ def _ordered_values(compare: Callable[[Any, Any], bool], a: Any, b: Any) -> bool
         return compare(a, b)
     except TypeError:
         return False
-
-
-def _re2_finder(regex: Any) -> Callable[[str], bool]:
-    """Whether ``regex`` (a ``re2.compile`` result) matches anywhere in a text, without building
-    a match object: google-re2's ``search`` runs a Python generator, decodes spans and builds a
-    ``_Match`` per call (about 3 us); the RE2 object underneath answers in about 0.5 us."""
-    program, unanchored = _re2_program(regex)
-    if program is None:  # another google-re2 layout: the public, slow way
-        search = regex.search
-        return lambda text: search(text) is not None
-
-    def found(text: str) -> bool:
-        data = text.encode("utf-8")
-        return bool(program.Match(unanchored, data, 0, len(data))[0][0] != -1)
-
-    return found
-
-
-def _re2_program(regex: Any) -> tuple[Any, Any]:
-    """The RE2 object under ``regex`` and the flag for an unanchored match, if google-re2 has the
-    layout :func:`_re2_finder` knows; else ``(None, None)``."""
-    program = getattr(regex, "_regexp", None)
-    anchors = getattr(re2, "_Anchor", None)
-    if program is None or anchors is None:
-        return None, None
-    return program, anchors.UNANCHORED
 
 
 def _text_test(method: Callable[[str, str], bool], left: Fn, right: Fn) -> Fn:

@@ -49,7 +49,11 @@ class TimeWindow:
         self._moments = tuple(moments)
 
     def contains(self, timestamp: float) -> bool:
-        local = datetime.fromtimestamp(timestamp, self.zone)
+        return self.contains_local(datetime.fromtimestamp(timestamp, self.zone))
+
+    def contains_local(self, local: datetime) -> bool:
+        """:meth:`contains` for a time already in :attr:`zone`: a decision testing several
+        windows in one zone converts the event's time once (the conversion is most of a test)."""
         if self._moments:
             return any(m.start <= local < m.end for m in self._moments)
         day = local.date()
