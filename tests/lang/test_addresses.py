@@ -49,9 +49,11 @@ def test_address_key_orders_like_ipaddress(
     assert key is not None
     mapped = getattr(address, "ipv4_mapped", None)
     if mapped is not None:
-        assert key == (4, int(mapped))
+        assert key == int(mapped)
+    elif address.version == 4:
+        assert key == int(address)
     else:
-        assert key == (address.version, int(address))
+        assert key == 2**32 + int(address)
 
 
 def test_v4_mapped_blocks_are_v4_blocks() -> None:
@@ -85,3 +87,15 @@ def test_event_addresses_that_are_not_addresses(text: str) -> None:
 
 def test_zone_suffixes_are_ignored() -> None:
     assert address_key("fe80::1%eth0") == address_key("fe80::1")
+
+
+def test_the_families_meet_without_mixing() -> None:
+    # The last IPv4 address and the first IPv6 one are adjacent keys, merged into one range.
+    ip_set = IpSet([parse_network("255.255.255.255/32"), parse_network("::/128")])
+    assert "255.255.255.255" in ip_set
+    assert "::ffff:255.255.255.255" in ip_set
+    assert "::" in ip_set
+    assert "::1" not in ip_set
+    assert "255.255.255.254" not in ip_set
+    assert "0.0.0.0" not in IpSet([parse_network("::/96")])
+    assert "::" not in IpSet([parse_network("0.0.0.0/0")])

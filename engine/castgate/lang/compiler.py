@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -498,18 +499,21 @@ class _Source:
             container = IpSet([container])
         path = self.compiler.field_path(node.left)
         if isinstance(container, IpSet):
-            contains = of(container.contains_key)
             if path == ("client", "ip"):
                 self.names.computed_once("_ck")
-                # _client_key, written out
-                t = self.names.temp()
+                # _client_key and contains_key, written out
+                t, i = self.names.temp(), self.names.temp()
                 key = (
                     f"((_ck := _parse_address({t}) if ({t} := e.client_ip) and isinstance({t}, str)"
                     " else None) if _ck is _UNSET else _ck)"
                 )
-                return f"({key} is not None and {contains}(_ck))"
+                starts, ends = of(container.starts), of(container.ends)
+                return (
+                    f"({key} is not None and ({i} := {of(bisect_right)}({starts}, _ck)) > 0"
+                    f" and _ck <= {ends}[{i} - 1])"
+                )
             t, key = self.names.temp(), self.names.temp()
-            left = self.expr(node.left, depth)
+            left, contains = self.expr(node.left, depth), of(container.contains_key)
             return (
                 f"(isinstance({t} := {left}, str)"
                 f" and ({key} := {of(address_key)}({t})) is not None and {contains}({key}))"
