@@ -157,8 +157,8 @@ def test_non_ascii_text_is_searched_by_re2() -> None:
 
 def test_the_same_pattern_compiled_has_both_engines() -> None:
     pattern = compile_pattern("^[a-z]{2}$")
-    assert pattern.ascii is not None
+    assert pattern.ascii() is not None
     assert pattern.regex.search("ab") is not None
-    assert compile_pattern("^(a|b)$").ascii is None
+    assert compile_pattern("^(a|b)$").ascii() is None
     with pytest.raises(re2.error):
         compile_pattern("(a)\\1")

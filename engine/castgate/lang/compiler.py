@@ -484,11 +484,12 @@ class _Source:
             f'({data} := {t}.encode("utf-8")) is not None'
             f" and {of(program.Match)}({of(unanchored)}, {data}, 0, len({data}))[0][0] != -1"
         )
-        if pattern.ascii is None:
+        fast = pattern.ascii()
+        if fast is None:
             return f"(isinstance({t} := {left}, str) and {by_re2})"
         return (
             f"(isinstance({t} := {left}, str)"
-            f" and ({of(pattern.ascii)}({t}) is not None if {t}.isascii() else ({by_re2})))"
+            f" and ({of(fast)}({t}) is not None if {t}.isascii() else ({by_re2})))"
         )
 
     def membership(self, node: ast.Compare, depth: int) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -50,6 +49,7 @@ _SPACE: _Ranges = ((0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20))  # RE2's \s: no \v
 _PERL_CLASSES = {"d": _DIGITS, "w": _WORD, "s": _SPACE}
 _CONTROL_ESCAPES = {"a": 0x07, "f": 0x0C, "t": 0x09, "n": 0x0A, "r": 0x0D, "v": 0x0B}
 _SIMPLE_QUANTIFIERS = {"?": (0, 1), "*": (0, None), "+": (1, None)}
+_UNKNOWN = object()
 _REPETITION = re.compile(r"\{(\d+)(,(\d*))?\}")
 
 
@@ -57,20 +57,29 @@ class _OutsideSubsetError(Exception):
     """The pattern is outside the subset proven to mean the same in both engines."""
 
 
-@dataclass(frozen=True, slots=True)
 class Pattern:
-    """A ``matches`` pattern, compiled once when the policy loads."""
+    """A ``matches`` pattern: RE2's, compiled when the policy loads; ``re``'s, when first used."""
 
-    text: str
-    #: The ``re2.compile`` result: what the pattern means, and how non-ASCII text is searched.
-    regex: Any
-    #: How ASCII text is searched, if :func:`ascii_equivalent` found a way; else by ``regex``.
-    ascii: Matcher | None
+    __slots__ = ("_ascii", "regex", "text")
+
+    def __init__(self, text: str, regex: Any, ascii_matcher: object = _UNKNOWN) -> None:
+        self.text = text
+        #: The ``re2.compile`` result: what the pattern means, and how non-ASCII text is searched.
+        self.regex = regex
+        self._ascii = ascii_matcher
+
+    def ascii(self) -> Matcher | None:
+        """How ASCII text is searched, if :func:`ascii_equivalent` found a way; else ``None``.
+        Made on first use: ``re.compile`` takes about 0.1 ms a pattern, which would add about
+        0.15 s to loading 10,000 rules, most of whose patterns no event may ever reach."""
+        if self._ascii is _UNKNOWN:
+            self._ascii = ascii_equivalent(self.text)
+        return self._ascii  # type: ignore[return-value]
 
 
 def compile_pattern(text: str) -> Pattern:
     """Compile an RE2 pattern; raises ``re2.error`` if RE2 refuses it."""
-    return Pattern(text, re2.compile(text, _re2_options()), ascii_equivalent(text))
+    return Pattern(text, re2.compile(text, _re2_options()))
 
 
 @cache
@@ -83,21 +92,18 @@ def _re2_options() -> re2.Options:
 
 def finder(pattern: Pattern) -> Callable[[str], bool]:
     """Whether ``pattern`` matches anywhere in a text."""
-    fast = pattern.ascii
     program, unanchored = re2_program(pattern.regex)
-    if program is None:  # another google-re2 layout: the public, slow way
-        search = pattern.regex.search
-
-        def found_by_search(text: str) -> bool:
-            if fast is not None and text.isascii():
-                return fast(text) is not None
-            return search(text) is not None
-
-        return found_by_search
+    search = pattern.regex.search
+    fast: Any = _UNKNOWN  # pattern.ascii(), asked on the first call, not when the policy loads
 
     def found(text: str) -> bool:
+        nonlocal fast
+        if fast is _UNKNOWN:
+            fast = pattern.ascii()
         if fast is not None and text.isascii():
             return fast(text) is not None
+        if program is None:  # another google-re2 layout: the public, slow way
+            return search(text) is not None
         data = text.encode("utf-8")
         return bool(program.Match(unanchored, data, 0, len(data))[0][0] != -1)
 
