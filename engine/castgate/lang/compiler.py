@@ -311,6 +311,7 @@ class _Compiler:
 
 #: The value a local in :attr:`Names.once` holds until it is first computed.
 UNSET: Any = object()
+#: The conversion a ``now in <window>`` test writes out, once per zone and decision.
 _local_time = datetime.fromtimestamp
 #: Nesting beyond which a subexpression calls its closure: Python refuses source nested 200
 #: parentheses deep, and a long chain of ``and`` nests one level per operand.
